@@ -1,0 +1,26 @@
+"""The Batch REST paths below the account endpoint (/batch)."""
+
+from django.urls import path, re_path
+
+from jobs import api as jobs_api
+from tasks import api as tasks_api
+
+from .views import UnknownResourceView
+
+urlpatterns = [
+    path("jobs", jobs_api.JobListView.as_view(), name="batch-jobs"),
+    path("jobs/<str:job_id>", jobs_api.JobDetailView.as_view(), name="batch-job"),
+    path("jobs/<str:job_id>/terminate", jobs_api.JobTerminateView.as_view()),
+    path("jobs/<str:job_id>/taskcounts", jobs_api.JobTaskCountsView.as_view()),
+    path("jobs/<str:job_id>/tasks", tasks_api.TaskListView.as_view(), name="batch-tasks"),
+    path("jobs/<str:job_id>/addtaskcollection", tasks_api.AddTaskCollectionView.as_view()),
+    path("jobs/<str:job_id>/tasks/<str:task_id>", tasks_api.TaskDetailView.as_view(), name="batch-task"),
+    path("jobs/<str:job_id>/tasks/<str:task_id>/terminate", tasks_api.TaskTerminateView.as_view()),
+    path("jobs/<str:job_id>/tasks/<str:task_id>/reactivate", tasks_api.TaskReactivateView.as_view()),
+    path("jobs/<str:job_id>/tasks/<str:task_id>/files", tasks_api.TaskFileListView.as_view()),
+    path("jobs/<str:job_id>/tasks/<str:task_id>/files/<path:file_path>", tasks_api.TaskFileView.as_view()),
+]
+
+
+# Anything else below /batch answers in Batch's error shape (after authentication).
+urlpatterns.append(re_path(r"^.*$", UnknownResourceView.as_view()))

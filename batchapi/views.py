@@ -1,0 +1,94 @@
+"""The base of every Batch API view: headers, paging, and the parts every list shares."""
+
+import uuid
+from urllib.parse import urlencode
+
+from django.conf import settings
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .errors import BatchError, invalid_query
+from .wire import rfc1123
+
+JSON_CONTENT_TYPE = "application/json; odata=minimalmetadata"
+
+
+class BatchView(APIView):
+    """An Azure Batch REST operation."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.get("Content-Type", "").startswith("application/json"):
+            response["Content-Type"] = JSON_CONTENT_TYPE
+        response["request-id"] = str(uuid.uuid4())
+        client_request_id = request.headers.get("client-request-id")
+        if client_request_id and request.headers.get("return-client-request-id", "").lower() == "true":
+            response["client-request-id"] = client_request_id
+        return response
+
+    def base_url(self) -> str:
+        """The account endpoint as the client called it, e.g. http://127.0.0.1:8000/batch."""
+        return self.request.build_absolute_uri("/batch").rstrip("/")
+
+    @staticmethod
+    def entity_headers(response: Response, obj, *, location: str | None = None) -> Response:
+        response["ETag"] = obj.etag
+        response["Last-Modified"] = rfc1123(obj.last_modified)
+        if location:
+            response["Location"] = location
+            response["DataServiceId"] = location
+        return response
+
+
+class Page:
+    """One page of a keyset-paged list, and the odata.nextLink that carries everything.
+
+    The client sends back only the link (plus its api-version), so the link holds
+    the filter, select, page size and position itself. Position is the last
+    primary key seen: each page is an index range scan, however deep.
+    """
+
+    def __init__(self, request, *, path: str):
+        params = request.query_params
+        self.request, self.path = request, path
+        self.filter = params.get("$filter")
+        self.select = params.get("$select")
+        self.api_version = params.get("api-version")
+        self.size = self._int(params, "maxresults", settings.BATCHSITE_MAX_RESULTS, 1, settings.BATCHSITE_MAX_RESULTS)
+        self.after = self._int(params, "$skiptoken", 0, 0, None)
+
+    @staticmethod
+    def _int(params, name, default, low, high) -> int:
+        raw = params.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise invalid_query(name, raw, "must be an integer") from None
+        if value < low or (high is not None and value > high):
+            raise invalid_query(name, raw, f"must be between {low} and {high}" if high else f"must be ≥ {low}")
+        return value
+
+    def slice(self, queryset) -> tuple[list, bool]:
+        """The rows of this page, and whether more follow (one extra row read, no COUNT)."""
+        rows = list(queryset.filter(pk__gt=self.after).order_by("pk")[: self.size + 1])
+        return rows[: self.size], len(rows) > self.size
+
+    def body(self, items: list, rows: list, more: bool) -> dict:
+        body = {"value": items}
+        if more:
+            query = {k: v for k, v in (("api-version", self.api_version), ("$filter", self.filter),
+                                       ("$select", self.select)) if v}
+            query.update({"maxresults": self.size, "$skiptoken": rows[-1].pk})
+            body["odata.nextLink"] = self.request.build_absolute_uri(self.path) + "?" + urlencode(query)
+        return body
+
+
+class UnknownResourceView(BatchView):
+    """Any path below the endpoint that is no Batch operation: ResourceNotFound."""
+
+    def dispatch_unknown(self, request, *args, **kwargs):
+        raise BatchError("ResourceNotFound", f"The specified resource does not exist: {request.path}.", 404)
+
+    get = post = put = patch = delete = head = dispatch_unknown

@@ -1,0 +1,46 @@
+"""Values on Batch's wire: ISO 8601 in bodies, RFC 1123 in headers, ISO 8601 durations."""
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+from django.utils.dateparse import parse_duration
+from django.utils.duration import duration_iso_string
+
+# What the Batch service answers for "no limit": TimeSpan.MaxValue.
+UNLIMITED_DURATION = "P10675199DT2H48M5.4775807S"
+# Anything this long is "no limit" too (clients send TimeSpan.MaxValue or near it).
+UNLIMITED_FROM = timedelta(days=10_000_000)
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def rfc1123(moment: datetime) -> str:
+    return format_datetime(moment, usegmt=True)
+
+
+def duration(value: timedelta | None, *, unlimited: str | None = UNLIMITED_DURATION) -> str | None:
+    """A stored duration on the wire; None (no limit) as Batch's maximum."""
+    if value is None:
+        return unlimited
+    return duration_iso_string(value)
+
+
+def parse_wire_duration(text: str) -> timedelta | None:
+    """An ISO 8601 duration from the wire; None means no limit. ValueError if malformed."""
+    if not isinstance(text, str) or not text.upper().startswith(("P", "-P")):
+        raise ValueError("expected an ISO 8601 duration such as PT1H30M")
+    value = parse_duration(text.upper())
+    if value is None:
+        raise ValueError("expected an ISO 8601 duration such as PT1H30M")
+    if value < timedelta(0):
+        raise ValueError("a duration cannot be negative")
+    return None if value >= UNLIMITED_FROM else value
+
+
+def drop_none(data: dict) -> dict:
+    """Batch leaves absent properties out rather than sending null."""
+    return {k: v for k, v in data.items() if v is not None}

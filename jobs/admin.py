@@ -1,0 +1,85 @@
+"""Jobs in the admin. State changes are actions that call the services; edits go
+through Update Job, so nothing here writes a state or a count directly."""
+
+from django import forms
+from django.contrib import admin, messages
+
+from batchapi.errors import BatchError
+from batchapi.ids import id_key
+from tasks import counts
+
+from . import services
+from .models import Job
+
+EDITABLE = tuple(services.UPDATABLE)
+
+
+class JobForm(forms.ModelForm):
+    def clean_batch_id(self):
+        batch_id = self.cleaned_data["batch_id"]
+        if self.instance.pk is None and Job.objects.filter(key=id_key(batch_id)).exists():
+            raise forms.ValidationError("A job with this id exists already (ids ignore case).")
+        return batch_id
+
+
+def _each(modeladmin, request, queryset, action, verb: str) -> None:
+    done = 0
+    for job in queryset:
+        try:
+            action(job=job)
+            done += 1
+        except BatchError as error:
+            modeladmin.message_user(request, f"{job.batch_id}: {error.message}", messages.WARNING)
+    modeladmin.message_user(request, f"{verb} {done} job(s).")
+
+
+@admin.action(description="Terminate selected jobs")
+def terminate(modeladmin, request, queryset):
+    _each(modeladmin, request, queryset, services.terminate_job, "Terminated")
+
+
+@admin.action(description="Delete selected jobs (with their tasks)")
+def delete(modeladmin, request, queryset):
+    _each(modeladmin, request, queryset, services.delete_job, "Deleting")
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    form = JobForm
+    list_display = ("batch_id", "display_name", "state", "priority", "task_counts", "creation_time")
+    list_filter = ("state", "on_all_tasks_complete")
+    search_fields = ("batch_id", "display_name")
+    actions = (terminate, delete)
+
+    @admin.display(description="active / running / succeeded / failed")
+    def task_counts(self, job):
+        c = counts.read(job.pk)
+        return f"{c.active} / {c.running} / {c.succeeded} / {c.failed}"
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["state", "state_transition_time", "previous_state", "previous_state_transition_time",
+                 "start_time", "end_time", "terminate_reason", "creation_time", "last_modified"]
+        if obj is None:
+            return fixed
+        return [f.name for f in Job._meta.fields if f.name not in EDITABLE and f.name != "id"]
+
+    def get_exclude(self, request, obj=None):
+        return ("key",)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # Django's bulk delete would bypass the services
+        return actions
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.update_job(job=obj, changes={k: form.cleaned_data[k] for k in EDITABLE if k in form.cleaned_data})
+            return
+        obj.pk = services.create_job(spec=dict(form.cleaned_data)).pk
+
+    def delete_model(self, request, obj):
+        services.delete_job(job=obj)
+
+    def delete_queryset(self, request, queryset):
+        for job in queryset:
+            services.delete_job(job=job)

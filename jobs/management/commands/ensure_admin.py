@@ -1,0 +1,29 @@
+import os
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from rest_framework.authtoken.models import Token
+
+
+class Command(BaseCommand):
+    help = ("Make sure an admin user exists. Its password comes from BATCHSITE_ADMIN_PASSWORD, "
+            "else a random one is made and printed once. Prints the user's API token.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default=os.environ.get("BATCHSITE_ADMIN_USER", "admin"))
+
+    def handle(self, *args, username, **options):
+        User = get_user_model()
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            password = os.environ.get("BATCHSITE_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+            user = User.objects.create_superuser(username=username, email="", password=password)
+            shown = "(from BATCHSITE_ADMIN_PASSWORD)" if os.environ.get("BATCHSITE_ADMIN_PASSWORD") else password
+            self.stdout.write(f"  admin user:  {username}")
+            self.stdout.write(f"  password:    {shown}   <- shown this once; keep it")
+        else:
+            self.stdout.write(f"  admin user:  {username} (exists; `python manage.py changepassword {username}` "
+                              "to set a new password)")
+        token, _ = Token.objects.get_or_create(user=user)
+        self.stdout.write(f"  API token:   {token.key}   (Authorization: Token {token.key})")

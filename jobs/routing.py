@@ -1,0 +1,3 @@
+"""WebSocket routes of the dashboard (the live pages come with the dashboard issue)."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,141 @@
+"""Jobs on the wire: the Add/Update Job bodies in, the job resource out."""
+
+from rest_framework import serializers
+
+from batchapi.fields import (BatchIdField, EnumField, EnvironmentSettingSerializer, IntField, JSONObjectField,
+                             MetadataItemSerializer, StrictBooleanField, WireDurationField)
+from batchapi.odata import Prop
+from batchapi.wire import drop_none, duration, iso
+
+from .models import Job, JobState, OnAllTasksComplete, OnTaskFailure
+
+
+class JobConstraintsSerializer(serializers.Serializer):
+    maxWallClockTime = WireDurationField(required=False, allow_null=True)
+    maxTaskRetryCount = IntField(required=False, min_value=-1)
+
+
+class PoolInfoSerializer(serializers.Serializer):
+    poolId = serializers.CharField(required=False, max_length=64)
+    autoPoolSpecification = JSONObjectField(required=False)
+
+
+class JobUpdateSerializer(serializers.Serializer):
+    """The properties Update Job (PATCH) and Replace Job (PUT) may set."""
+
+    priority = IntField(required=False, min_value=-1000, max_value=1000)
+    maxParallelTasks = IntField(required=False, min_value=-1)
+    allowTaskPreemption = StrictBooleanField(required=False)
+    constraints = JobConstraintsSerializer(required=False)
+    poolInfo = PoolInfoSerializer(required=False)
+    onAllTasksComplete = EnumField(OnAllTasksComplete.values, required=False)
+    metadata = MetadataItemSerializer(many=True, required=False)
+
+    def validate_maxParallelTasks(self, value):
+        if value == 0:
+            raise serializers.ValidationError("must be -1 (no limit) or at least 1")
+        return value
+
+
+class JobAddSerializer(JobUpdateSerializer):
+    id = BatchIdField()
+    displayName = serializers.CharField(max_length=1024, required=False, allow_blank=True)
+    usesTaskDependencies = StrictBooleanField(required=False)
+    onTaskFailure = EnumField(OnTaskFailure.values, required=False)
+    commonEnvironmentSettings = EnvironmentSettingSerializer(many=True, required=False)
+    jobManagerTask = JSONObjectField(required=False)
+    jobPreparationTask = JSONObjectField(required=False)
+    jobReleaseTask = JSONObjectField(required=False)
+    networkConfiguration = JSONObjectField(required=False)
+
+
+# wire name -> model field, for the properties that map one to one.
+PLAIN = {
+    "id": "batch_id",
+    "displayName": "display_name",
+    "priority": "priority",
+    "maxParallelTasks": "max_parallel_tasks",
+    "allowTaskPreemption": "allow_task_preemption",
+    "usesTaskDependencies": "uses_task_dependencies",
+    "onAllTasksComplete": "on_all_tasks_complete",
+    "onTaskFailure": "on_task_failure",
+    "commonEnvironmentSettings": "common_environment_settings",
+    "metadata": "metadata",
+    "poolInfo": "pool_info",
+    "jobManagerTask": "job_manager_task",
+    "jobPreparationTask": "job_preparation_task",
+    "jobReleaseTask": "job_release_task",
+    "networkConfiguration": "network_configuration",
+}
+
+
+def job_fields(data: dict) -> dict:
+    """Validated wire properties to Job model fields."""
+    fields = {PLAIN[k]: v for k, v in data.items() if k in PLAIN}
+    for item in ("metadata", "common_environment_settings"):
+        if item in fields:
+            fields[item] = [dict(x) for x in fields[item]]
+    if "pool_info" in fields:
+        fields["pool_info"] = dict(fields["pool_info"])
+    constraints = data.get("constraints", {})
+    if "maxWallClockTime" in constraints:
+        fields["max_wall_clock_time"] = constraints["maxWallClockTime"]
+    if "maxTaskRetryCount" in constraints:
+        fields["max_task_retry_count"] = constraints["maxTaskRetryCount"]
+    return fields
+
+
+# The job resource: each wire property, the columns it reads, how it renders.
+PROPERTIES = {
+    "id": (("batch_id",), lambda j, ctx: j.batch_id),
+    "displayName": (("display_name",), lambda j, ctx: j.display_name or None),
+    "url": (("batch_id",), lambda j, ctx: f"{ctx['base']}/jobs/{j.batch_id}"),
+    "eTag": (("last_modified",), lambda j, ctx: j.etag),
+    "lastModified": (("last_modified",), lambda j, ctx: iso(j.last_modified)),
+    "creationTime": (("creation_time",), lambda j, ctx: iso(j.creation_time)),
+    "state": (("state",), lambda j, ctx: j.state),
+    "stateTransitionTime": (("state_transition_time",), lambda j, ctx: iso(j.state_transition_time)),
+    "previousState": (("previous_state",), lambda j, ctx: j.previous_state or None),
+    "previousStateTransitionTime": (("previous_state_transition_time",),
+                                    lambda j, ctx: iso(j.previous_state_transition_time)),
+    "priority": (("priority",), lambda j, ctx: j.priority),
+    "maxParallelTasks": (("max_parallel_tasks",), lambda j, ctx: j.max_parallel_tasks),
+    "allowTaskPreemption": (("allow_task_preemption",), lambda j, ctx: j.allow_task_preemption),
+    "usesTaskDependencies": (("uses_task_dependencies",), lambda j, ctx: j.uses_task_dependencies),
+    "constraints": (("max_wall_clock_time", "max_task_retry_count"), lambda j, ctx: {
+        "maxWallClockTime": duration(j.max_wall_clock_time), "maxTaskRetryCount": j.max_task_retry_count}),
+    "poolInfo": (("pool_info",), lambda j, ctx: j.pool_info),
+    "onAllTasksComplete": (("on_all_tasks_complete",), lambda j, ctx: j.on_all_tasks_complete),
+    "onTaskFailure": (("on_task_failure",), lambda j, ctx: j.on_task_failure),
+    "commonEnvironmentSettings": (("common_environment_settings",),
+                                  lambda j, ctx: j.common_environment_settings or None),
+    "metadata": (("metadata",), lambda j, ctx: j.metadata or None),
+    "jobManagerTask": (("job_manager_task",), lambda j, ctx: j.job_manager_task),
+    "jobPreparationTask": (("job_preparation_task",), lambda j, ctx: j.job_preparation_task),
+    "jobReleaseTask": (("job_release_task",), lambda j, ctx: j.job_release_task),
+    "networkConfiguration": (("network_configuration",), lambda j, ctx: j.network_configuration),
+    "executionInfo": (("start_time", "end_time", "terminate_reason"), lambda j, ctx: drop_none({
+        "startTime": iso(j.start_time), "endTime": iso(j.end_time),
+        "poolId": (j.pool_info or {}).get("poolId"), "terminateReason": j.terminate_reason or None})),
+}
+
+FILTERS = {
+    "id": Prop("key", "string"),
+    "state": Prop("state", "enum", choices=tuple(JobState.values)),
+    "priority": Prop("priority", "int"),
+    "creationTime": Prop("creation_time", "datetime"),
+    "stateTransitionTime": Prop("state_transition_time", "datetime"),
+    "executionInfo/startTime": Prop("start_time", "datetime"),
+    "executionInfo/endTime": Prop("end_time", "datetime"),
+}
+
+
+def columns(select: list[str] | None) -> list[str]:
+    names = select or PROPERTIES
+    return sorted({"pk", *(col for name in names for col in PROPERTIES[name][0])})
+
+
+def job_to_wire(job: Job, *, base: str, select: list[str] | None = None) -> dict:
+    ctx = {"base": base}
+    names = select or PROPERTIES
+    return drop_none({name: PROPERTIES[name][1](job, ctx) for name in names})

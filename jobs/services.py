@@ -1,0 +1,135 @@
+"""Every change to a job: create, update, terminate, delete (and the purge after it)."""
+
+import logging
+import shutil
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from batchapi.errors import BatchError
+from batchapi.ids import id_key
+from tasks import counts
+from tasks.files import job_dir
+
+from .models import Job, JobState
+
+log = logging.getLogger(__name__)
+
+# Fields Update Job (PATCH) may change, and what Replace Job (PUT) resets them to.
+UPDATABLE = {
+    "priority": 0,
+    "max_parallel_tasks": -1,
+    "allow_task_preemption": False,
+    "max_wall_clock_time": None,
+    "max_task_retry_count": 0,
+    "on_all_tasks_complete": "noaction",
+    "metadata": [],
+    "pool_info": {},
+}
+
+
+def job_exists(batch_id: str) -> BatchError:
+    return BatchError("JobExists", "The specified job already exists.", 409, {"JobId": batch_id})
+
+
+def create_job(*, spec: dict) -> Job:
+    """Add Job: the job row and its count rows, together."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                key=id_key(spec["batch_id"]), state=JobState.ACTIVE, state_transition_time=now,
+                start_time=now, creation_time=now, last_modified=now, **spec,
+            )
+            counts.create_shards(job)
+    except IntegrityError:
+        if Job.objects.filter(key=id_key(spec["batch_id"])).exists():
+            raise job_exists(spec["batch_id"]) from None
+        raise
+    return job
+
+
+def update_job(*, job: Job, changes: dict, replace: bool = False) -> Job:
+    """Update Job (PATCH: the given fields) or Replace Job (PUT: unspecified fields reset)."""
+    unknown = set(changes) - set(UPDATABLE)
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    values = {**(UPDATABLE if replace else {}), **changes}
+    with transaction.atomic():
+        if job.state in (JobState.COMPLETED, JobState.TERMINATING):
+            raise BatchError("JobCompleted", "The specified job is already in a completed state.", 409)
+        if job.state == JobState.DELETING:
+            raise BatchError("JobBeingDeleted", "The specified job is being deleted.", 409)
+        values["last_modified"] = timezone.now()
+        Job.objects.filter(pk=job.pk).update(**values)
+    job.refresh_from_db()
+    return job
+
+
+def _move(job: Job, state: str, *, from_states, **extra) -> bool:
+    now = timezone.now()
+    moved = Job.objects.filter(pk=job.pk, state__in=list(from_states)).update(
+        state=state, previous_state=F("state"), previous_state_transition_time=F("state_transition_time"),
+        state_transition_time=now, last_modified=now, **extra,
+    )
+    return bool(moved)
+
+
+def terminate_job(*, job: Job, reason: str = "") -> None:
+    """Terminate Job: running tasks end, active tasks are never scheduled, the job completes.
+
+    The job passes through `terminating` in the same transaction: the tasks are
+    completed here, and the workers running them see their runs ended and kill them.
+    """
+    from tasks.services import terminate_running_tasks_of_job
+
+    with transaction.atomic():
+        if job.state == JobState.DELETING:
+            raise BatchError("JobBeingDeleted", "The specified job is being deleted.", 409)
+        if not _move(job, JobState.TERMINATING,
+                     from_states=(JobState.ACTIVE, JobState.DISABLING, JobState.DISABLED, JobState.ENABLING)):
+            raise BatchError("JobCompleted", "The specified job is already in a completed state.", 409)
+        terminate_running_tasks_of_job(job=job)
+        _move(job, JobState.COMPLETED, from_states=(JobState.TERMINATING,),
+              end_time=timezone.now(), terminate_reason=reason or "UserTerminate")
+    job.refresh_from_db()
+
+
+def delete_job(*, job: Job) -> None:
+    """Delete Job: the job goes to `deleting` now; `purge_deleted_jobs` removes it after.
+
+    Removing a million tasks is not work for a request, so it happens in bounded
+    chunks in the background (every worker runs the purge between claims).
+    """
+    with transaction.atomic():
+        if not _move(job, JobState.DELETING, from_states=[s for s in JobState if s != JobState.DELETING]):
+            raise BatchError("JobBeingDeleted", "The specified job is being deleted.", 409)
+
+
+def purge_deleted_jobs(*, chunk: int = 5000) -> int:
+    """Remove one chunk of the tasks of jobs being deleted; the job row once none is left.
+
+    Returns how many rows went, so callers can loop until 0. Safe to run from many
+    workers at once: each delete is idempotent.
+    """
+    from tasks.models import Task
+
+    removed = 0
+    for job in Job.objects.filter(state=JobState.DELETING).only("pk", "batch_id")[:10]:
+        with transaction.atomic():
+            pks = list(Task.objects.filter(job_id=job.pk).values_list("pk", flat=True)[:chunk])
+            if pks:
+                # Counts stay exact to the end, like everywhere else.
+                chunk_rows = Task.objects.filter(pk__in=pks)
+                delta = dict.fromkeys(counts.FIELDS, 0)
+                for row in chunk_rows.values("state", "result").annotate(n=Count("pk")).order_by():
+                    for k, v in counts.bucket(row["state"], row["result"]).items():
+                        delta[k] -= v * row["n"]
+                removed += chunk_rows.delete()[0]
+                counts.apply(job.pk, delta)
+                continue
+        shutil.rmtree(job_dir(job), ignore_errors=True)
+        removed += Job.objects.filter(pk=job.pk, state=JobState.DELETING).delete()[0]
+        log.info("job %s deleted", job.batch_id)
+    return removed

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Start the web server (daphne) and one worker; Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+HOST=${BATCHSITE_HOST:-127.0.0.1}
+PORT=${BATCHSITE_PORT:-8000}
+
+echo
+echo "Batchsite"
+$PY manage.py ensure_admin
+echo "  dashboard:   http://$HOST:$PORT/"
+echo "  admin:       http://$HOST:$PORT/admin/"
+echo "  Batch API:   http://$HOST:$PORT/batch  (e.g. curl -H 'Authorization: Token ...' http://$HOST:$PORT/batch/jobs)"
+echo "  Ctrl-C stops the server and the worker."
+echo
+
+$PY -m daphne -b "$HOST" -p "$PORT" batchsite.asgi:application &
+web=$!
+$PY manage.py worker --name "${BATCHSITE_WORKER_NAME:-$(hostname)-worker}" --slots "${BATCHSITE_WORKER_SLOTS:-2}" --grace 5 &
+worker=$!
+
+stop() {
+  trap - INT TERM
+  kill -TERM "$web" "$worker" 2>/dev/null || true
+  wait "$web" "$worker" 2>/dev/null || true
+  echo "Batchsite stopped."
+}
+trap stop INT TERM
+# Whichever ends first (or Ctrl-C) stops the other.
+wait -n "$web" "$worker" || true
+stop

@@ -1,0 +1,109 @@
+"""Tasks in the admin. State is read-only here: every change goes through a service,
+so the count rows stay exact whatever an operator clicks."""
+
+from django import forms
+from django.contrib import admin, messages
+
+from batchapi.errors import BatchError
+from batchapi.ids import id_key
+
+from . import services
+from .models import Task, Worker
+
+EXECUTION_FIELDS = ("state", "state_transition_time", "previous_state", "start_time", "end_time", "exit_code",
+                    "result", "failure_info", "retry_count", "last_retry_time", "requeue_count",
+                    "last_requeue_time", "node_id", "attempt", "creation_time", "last_modified")
+# Fields an operator may change on an existing task: Batch's Update Task (constraints only).
+CONSTRAINT_FIELDS = ("max_wall_clock_time", "max_task_retry_count", "retention_time")
+
+
+def _each(modeladmin, request, queryset, action, verb: str) -> None:
+    done = 0
+    for task in queryset.select_related("job"):
+        try:
+            action(task=task)
+            done += 1
+        except BatchError as error:
+            modeladmin.message_user(request, f"{task.batch_id}: {error.message}", messages.WARNING)
+    modeladmin.message_user(request, f"{verb} {done} task(s).")
+
+
+@admin.action(description="Terminate selected tasks")
+def terminate(modeladmin, request, queryset):
+    _each(modeladmin, request, queryset, services.terminate_task, "Terminated")
+
+
+@admin.action(description="Reactivate (rerun) selected failed tasks")
+def reactivate(modeladmin, request, queryset):
+    _each(modeladmin, request, queryset, services.reactivate_task, "Reactivated")
+
+
+@admin.action(description="Delete selected tasks")
+def delete(modeladmin, request, queryset):
+    _each(modeladmin, request, queryset, services.delete_task, "Deleted")
+
+
+class TaskForm(forms.ModelForm):
+    def clean(self):
+        data = super().clean()
+        job, batch_id = data.get("job"), data.get("batch_id")
+        if self.instance.pk is None and job and batch_id:
+            if Task.objects.filter(job=job, key=id_key(batch_id)).exists():
+                self.add_error("batch_id", "The job already has a task with this id (ids ignore case).")
+            try:
+                services.check_job_accepts_tasks(job)
+            except BatchError as error:
+                self.add_error("job", error.message)
+        return data
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ("batch_id", "job", "state", "result", "exit_code", "retry_count", "node_id", "start_time",
+                    "end_time")
+    list_filter = ("state", "result")
+    search_fields = ("batch_id", "job__batch_id", "command_line")
+    list_select_related = ("job",)
+    raw_id_fields = ("job",)
+    actions = (terminate, reactivate, delete)
+    form = TaskForm
+    show_full_result_count = False  # no COUNT(*) over a million rows on every page
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return EXECUTION_FIELDS
+        editable = set(CONSTRAINT_FIELDS)
+        return [f.name for f in Task._meta.fields if f.name not in editable and f.name != "id"]
+
+    def get_exclude(self, request, obj=None):
+        return ("key",)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # Django's own bulk delete would bypass the counts
+        return actions
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.update_task_constraints(
+                task=obj, **{name: form.cleaned_data.get(name) for name in CONSTRAINT_FIELDS})
+            return
+        spec = {name: value for name, value in form.cleaned_data.items() if name != "job"}
+        obj.pk = services.add_task(job=form.cleaned_data["job"], spec=spec).pk
+
+    def delete_model(self, request, obj):
+        services.delete_task(task=obj)
+
+    def delete_queryset(self, request, queryset):
+        for task in queryset:
+            services.delete_task(task=task)
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    list_display = ("name", "hostname", "pid", "slots", "state", "started_at", "heartbeat_at")
+    list_filter = ("state",)
+    readonly_fields = [f.name for f in Worker._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,208 @@
+"""Azure Batch task operations: add, addtaskcollection, list, get, update, delete,
+terminate, reactivate, and the task's files."""
+
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from rest_framework import status
+from rest_framework.response import Response
+
+from batchapi.errors import BatchError, body_too_large, task_not_found
+from batchapi.fields import validate_body
+from batchapi.ids import id_key
+from batchapi.odata import parse_filter, parse_select
+from batchapi.views import BatchView, Page
+from batchapi.wire import iso, rfc1123
+from jobs.api import get_job
+
+from . import files, services
+from .models import Task
+from .serializers import (FILTERS, PROPERTIES, TaskAddSerializer, TaskUpdateSerializer, columns, constraint_fields,
+                          context, task_fields, task_to_wire)
+
+# The columns of the job that rendering tasks needs.
+JOB_COLUMNS = ("pk", "batch_id", "state", "max_task_retry_count", "pool_info")
+
+
+def get_task(job, task_id: str, *, only=None) -> Task:
+    tasks = Task.objects.filter(job=job, key=id_key(task_id))
+    if only:
+        tasks = tasks.only(*only)
+    task = tasks.first()
+    if task is None:
+        raise task_not_found(task_id)
+    task.job = job  # already loaded: no second query for it
+    return task
+
+
+class TaskListView(BatchView):
+    def get(self, request, job_id):
+        job = get_job(job_id, only=JOB_COLUMNS)
+        page = Page(request, path=request.path)
+        select = parse_select(page.select, set(PROPERTIES))
+        tasks = Task.objects.filter(job=job).only(*columns(select))
+        if page.filter:
+            tasks = tasks.filter(parse_filter(page.filter, FILTERS))
+        rows, more = page.slice(tasks)
+        ctx = context(job, self.base_url())
+        return Response(page.body([task_to_wire(t, ctx=ctx, select=select) for t in rows], rows, more))
+
+    def post(self, request, job_id):
+        data = validate_body(TaskAddSerializer, request.data)
+        job = get_job(job_id)
+        task = services.add_task(job=job, spec=task_fields(data))
+        location = f"{self.base_url()}/jobs/{job.batch_id}/tasks/{task.batch_id}"
+        return self.entity_headers(Response(status=status.HTTP_201_CREATED), task, location=location)
+
+
+class AddTaskCollectionView(BatchView):
+    """Add Task Collection: ≤ 100 tasks and ≤ 1 MB, each task succeeding or failing on its own."""
+
+    def post(self, request, job_id):
+        if len(request.body) > settings.BATCHSITE_MAX_COLLECTION_BYTES:
+            raise body_too_large(f"the body is over {settings.BATCHSITE_MAX_COLLECTION_BYTES} bytes")
+        body = request.data
+        if not isinstance(body, dict) or not isinstance(body.get("value"), list):
+            raise BatchError("InvalidRequestBody", "The specified Request Body is not syntactically valid.", 400,
+                             {"Reason": 'expected {"value": [tasks]}'})
+        items = body["value"]
+        if len(items) > settings.BATCHSITE_MAX_TASKS_PER_COLLECTION:
+            raise body_too_large(f"a collection holds at most {settings.BATCHSITE_MAX_TASKS_PER_COLLECTION} tasks, "
+                                 f"not {len(items)}")
+        job = get_job(job_id)
+        services.check_job_accepts_tasks(job)
+        base = self.base_url()
+        outcomes: list[dict | None] = []
+        valid: list[tuple[int, dict]] = []
+        for index, item in enumerate(items):
+            try:
+                valid.append((index, task_fields(validate_body(TaskAddSerializer, item))))
+                outcomes.append(None)
+            except BatchError as error:
+                outcomes.append(self._error(item.get("id") if isinstance(item, dict) else None, error, base))
+        results = services.add_tasks(job=job, specs=[spec for _, spec in valid]) if valid else []
+        for (index, _), result in zip(valid, results):
+            if result.error:
+                outcomes[index] = self._error(result.batch_id, result.error, base)
+            else:
+                task = result.task
+                outcomes[index] = {
+                    "status": "success", "taskId": task.batch_id, "eTag": task.etag,
+                    "lastModified": iso(task.last_modified),
+                    "location": f"{base}/jobs/{job.batch_id}/tasks/{task.batch_id}",
+                }
+        return Response({"value": outcomes})
+
+    @staticmethod
+    def _error(task_id, error: BatchError, base: str) -> dict:
+        body = error.body(base + "/")
+        del body["odata.metadata"]
+        return {"status": "clientError" if error.status < 500 else "serverError", "taskId": task_id or "",
+                "error": body}
+
+
+class TaskDetailView(BatchView):
+    def get(self, request, job_id, task_id):
+        job = get_job(job_id, only=JOB_COLUMNS)
+        select = parse_select(request.query_params.get("$select"), set(PROPERTIES))
+        task = get_task(job, task_id, only=columns(select))
+        wire = task_to_wire(task, ctx=context(job, self.base_url()), select=select)
+        return self.entity_headers(Response(wire), task)
+
+    def put(self, request, job_id, task_id):
+        data = validate_body(TaskUpdateSerializer, request.data)
+        task = get_task(get_job(job_id), task_id)
+        limits = {"max_wall_clock_time": None, "max_task_retry_count": None, "retention_time": None,
+                  **constraint_fields(data.get("constraints", {}))}
+        services.update_task_constraints(task=task, **limits)
+        task.refresh_from_db(fields=["last_modified"])
+        return self.entity_headers(Response(status=status.HTTP_200_OK), task)
+
+    def delete(self, request, job_id, task_id):
+        services.delete_task(task=get_task(get_job(job_id), task_id))
+        return Response(status=status.HTTP_200_OK)
+
+
+class TaskTerminateView(BatchView):
+    def post(self, request, job_id, task_id):
+        task = get_task(get_job(job_id), task_id)
+        services.terminate_task(task=task)
+        task.refresh_from_db(fields=["last_modified"])
+        return self.entity_headers(Response(status=status.HTTP_204_NO_CONTENT), task)
+
+
+class TaskReactivateView(BatchView):
+    def post(self, request, job_id, task_id):
+        task = get_task(get_job(job_id), task_id)
+        services.reactivate_task(task=task)
+        task.refresh_from_db(fields=["last_modified"])
+        return self.entity_headers(Response(status=status.HTTP_204_NO_CONTENT), task)
+
+
+class TaskFileListView(BatchView):
+    def get(self, request, job_id, task_id):
+        job = get_job(job_id, only=JOB_COLUMNS)
+        task = get_task(job, task_id, only=("pk", "batch_id", "job"))
+        page_size = Page(request, path=request.path).size
+        recursive = request.query_params.get("recursive", "false").lower() == "true"
+        after = request.query_params.get("$skiptoken", "")
+        entries = files.list_files(task, recursive=recursive, limit=page_size + 1, after=after)
+        base = f"{self.base_url()}/jobs/{job.batch_id}/tasks/{task.batch_id}/files"
+        body = {"value": [self._entry(e, base) for e in entries[:page_size]]}
+        if len(entries) > page_size:
+            query = request.query_params.copy()
+            query["$skiptoken"] = entries[page_size - 1].name
+            body["odata.nextLink"] = request.build_absolute_uri(request.path) + "?" + query.urlencode()
+        return Response(body)
+
+    @staticmethod
+    def _entry(entry: files.FileEntry, base: str) -> dict:
+        return {
+            "name": entry.name,
+            "url": f"{base}/{entry.name}",
+            "isDirectory": entry.is_directory,
+            "properties": {
+                "creationTime": iso(entry.created), "lastModified": iso(entry.modified),
+                "contentLength": entry.size, "contentType": "application/octet-stream",
+            },
+        }
+
+
+class TaskFileView(BatchView):
+    """Get / Get Properties of a task file. Ranged reads (ocp-range) are answered 200 with
+    the slice: that is what the Batch clients expect, not 206."""
+
+    def get(self, request, job_id, task_id, file_path):
+        path, stat = self._file(job_id, task_id, file_path)
+        span = files.parse_range(request.headers.get("ocp-range"), stat.st_size)
+        start, end = span or (0, stat.st_size)
+        response = StreamingHttpResponse(files.read_range(path, start, end),
+                                         content_type="application/octet-stream")
+        response["Content-Length"] = str(end - start)
+        return self._headers(response, stat, span)
+
+    def head(self, request, job_id, task_id, file_path):
+        path, stat = self._file(job_id, task_id, file_path)
+        response = Response(status=status.HTTP_200_OK)
+        response["Content-Length"] = str(stat.st_size)
+        response["Content-Type"] = "application/octet-stream"
+        return self._headers(response, stat, None)
+
+    def _file(self, job_id, task_id, file_path):
+        task = get_task(get_job(job_id, only=JOB_COLUMNS), task_id, only=("pk", "batch_id", "job"))
+        path = files.resolve(task, file_path)
+        if not path.is_file():
+            raise files.file_not_found(file_path)
+        return path, path.stat()
+
+    @staticmethod
+    def _headers(response, stat, span):
+        modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+        response["Last-Modified"] = rfc1123(modified)
+        response["ocp-creation-time"] = rfc1123(datetime.fromtimestamp(stat.st_ctime, UTC))
+        response["ocp-batch-file-isdirectory"] = "false"
+        if span:
+            response["Content-Range"] = f"bytes {span[0]}-{max(span[1] - 1, span[0])}/{stat.st_size}"
+        return response
+

@@ -1,0 +1,127 @@
+"""The denormalised task counts of a job: read in O(1), changed with the states they count.
+
+Only the service functions call `apply`, inside the transaction that changes the
+task rows. `recount` compares the rows with the task table and repairs drift.
+"""
+
+import random
+from dataclasses import asdict, dataclass
+
+from django.conf import settings
+from django.db.models import Count, F, Q, Sum
+
+from .models import TaskCountShard, TaskResult, TaskState
+
+FIELDS = ("active", "running", "completed", "succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class TaskCounts:
+    active: int = 0
+    running: int = 0
+    completed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    version: int = 0
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "version"}
+
+    def same_counts(self, other: "TaskCounts") -> bool:
+        return self.as_dict() == other.as_dict()
+
+
+def bucket(state: str, result: str | None) -> dict[str, int]:
+    """What one task in this state adds to the counts."""
+    completed = state == TaskState.COMPLETED
+    return {
+        "active": int(state == TaskState.ACTIVE),
+        "running": int(state in (TaskState.PREPARING, TaskState.RUNNING)),
+        "completed": int(completed),
+        "succeeded": int(completed and result == TaskResult.SUCCESS),
+        "failed": int(completed and result == TaskResult.FAILURE),
+    }
+
+
+def transition(old: tuple[str, str | None], new: tuple[str, str | None], n: int = 1) -> dict[str, int]:
+    """The delta of moving n tasks from (state, result) `old` to `new`."""
+    before, after = bucket(*old), bucket(*new)
+    return {k: n * (after[k] - before[k]) for k in FIELDS}
+
+
+def scaled(delta: dict[str, int], n: int) -> dict[str, int]:
+    return {k: v * n for k, v in delta.items()}
+
+
+def create_shards(job) -> None:
+    TaskCountShard.objects.bulk_create(
+        TaskCountShard(job=job, shard=i) for i in range(settings.BATCHSITE_COUNT_SHARDS)
+    )
+
+
+def apply(job_pk: int, delta: dict[str, int]) -> None:
+    """Add `delta` to the job's counts, database-side, on one random shard.
+
+    Called inside the transaction that changed the tasks. An all-zero delta still
+    moves the version: something about the job's tasks changed.
+    """
+    changes = {k: F(k) + v for k, v in delta.items() if v}
+    changes["version"] = F("version") + 1
+    shard = random.randrange(settings.BATCHSITE_COUNT_SHARDS)
+    updated = TaskCountShard.objects.filter(job_id=job_pk, shard=shard).update(**changes)
+    if not updated:
+        # A job made before its shards (or repaired by recount): create and retry.
+        TaskCountShard.objects.get_or_create(job_id=job_pk, shard=shard)
+        TaskCountShard.objects.filter(job_id=job_pk, shard=shard).update(**changes)
+
+
+def read(job_pk: int) -> TaskCounts:
+    """The job's counts: one aggregate over its few shard rows, whatever its task count."""
+    sums = TaskCountShard.objects.filter(job_id=job_pk).aggregate(
+        **{k: Sum(k) for k in (*FIELDS, "version")}
+    )
+    return TaskCounts(**{k: v or 0 for k, v in sums.items()})
+
+
+def read_many(job_pks: list[int]) -> dict[int, TaskCounts]:
+    """Counts of several jobs in one grouped query (for list pages)."""
+    rows = (TaskCountShard.objects.filter(job_id__in=job_pks).values("job_id")
+            .annotate(**{k: Sum(k) for k in (*FIELDS, "version")}).order_by())
+    found = {row.pop("job_id"): TaskCounts(**row) for row in rows}
+    return {pk: found.get(pk, TaskCounts()) for pk in job_pks}
+
+
+def actual(job_pk: int) -> TaskCounts:
+    """The counts as the task table has them now: a full count, for recount and tests only."""
+    from .models import Task
+
+    completed = Q(state=TaskState.COMPLETED)
+    sums = Task.objects.filter(job_id=job_pk).aggregate(
+        active=Count("pk", filter=Q(state=TaskState.ACTIVE)),
+        running=Count("pk", filter=Q(state__in=[TaskState.PREPARING, TaskState.RUNNING])),
+        completed=Count("pk", filter=completed),
+        succeeded=Count("pk", filter=completed & Q(result=TaskResult.SUCCESS)),
+        failed=Count("pk", filter=completed & Q(result=TaskResult.FAILURE)),
+    )
+    return TaskCounts(**sums)
+
+
+def recount(job_pk: int, *, repair: bool) -> tuple[TaskCounts, TaskCounts]:
+    """Compare the stored counts with the task table; with repair, make them equal.
+
+    Runs in the caller's transaction, which must lock out writers of this job's
+    tasks (SQLite's IMMEDIATE transaction does; on PostgreSQL we lock the shards).
+    Returns (stored, actual) as they were before any repair.
+    """
+    list(TaskCountShard.objects.select_for_update().filter(job_id=job_pk))
+    stored, real = read(job_pk), actual(job_pk)
+    if repair and not stored.same_counts(real):
+        # Update in place: a writer waiting on a shard's lock still finds its row.
+        zero = {k: 0 for k in FIELDS}
+        for i in range(settings.BATCHSITE_COUNT_SHARDS):
+            TaskCountShard.objects.get_or_create(job_id=job_pk, shard=i)
+        TaskCountShard.objects.filter(job_id=job_pk).exclude(shard=0).update(**zero)
+        TaskCountShard.objects.filter(job_id=job_pk, shard=0).update(
+            **real.as_dict(), version=F("version") + 1
+        )
+    return stored, real

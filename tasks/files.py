@@ -1,0 +1,134 @@
+"""Task directories on disk, laid out like a Batch node's, and safe reads from them.
+
+    <node root>/workitems/<job id>/<task id>/stdout.txt
+                                            /stderr.txt
+                                            /wd/            the working directory
+
+The Batch file API names files relative to the task directory ("stdout.txt",
+"wd/out.csv"); nothing outside that directory can be named.
+"""
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+
+from batchapi.errors import BatchError
+
+
+def job_dir(job) -> Path:
+    return Path(settings.BATCHSITE_NODE_ROOT) / "workitems" / job.batch_id
+
+
+def task_dir(task) -> Path:
+    return job_dir(task.job) / task.batch_id
+
+
+def working_dir(task) -> Path:
+    return task_dir(task) / "wd"
+
+
+def file_not_found(path: str) -> BatchError:
+    return BatchError("FileNotFound", "The specified file does not exist.", 404, {"FilePath": path})
+
+
+def resolve(task, relative: str) -> Path:
+    """The file `relative` names inside the task directory; never a path outside it.
+
+    Refuses absolute paths, `..` and symlinks that lead out of the directory.
+    """
+    root = task_dir(task).resolve()
+    candidate = (root / relative.lstrip("/")).resolve()
+    if relative.startswith("/") or ".." in Path(relative).parts or not candidate.is_relative_to(root):
+        raise BatchError("InvalidFilePath", "The file path is outside the task directory.", 400,
+                         {"FilePath": relative})
+    return candidate
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str  # relative to the task directory, "/"-separated
+    is_directory: bool
+    size: int
+    modified: datetime
+    created: datetime
+
+
+def entry(root: Path, path: Path) -> FileEntry:
+    st = path.stat()
+    return FileEntry(
+        name=path.relative_to(root).as_posix(),
+        is_directory=path.is_dir(),
+        size=0 if path.is_dir() else st.st_size,
+        modified=datetime.fromtimestamp(st.st_mtime, UTC),
+        created=datetime.fromtimestamp(st.st_ctime, UTC),
+    )
+
+
+def list_files(task, *, recursive: bool, limit: int, after: str = "") -> list[FileEntry]:
+    """Files of the task directory in name order, `limit` of them after `after`.
+
+    Walks in sorted order and stops at `limit`, so a directory of many files is
+    never listed whole for one page. Symlinks are not followed.
+    """
+    root = task_dir(task)
+    if not root.is_dir():
+        return []
+    found: list[FileEntry] = []
+
+    def walk(directory: Path) -> bool:
+        try:
+            children = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            return True
+        for child in children:
+            path = Path(child.path)
+            name = path.relative_to(root).as_posix()
+            is_dir = child.is_dir(follow_symlinks=False)
+            if name > after:
+                found.append(entry(root, path))
+                if len(found) >= limit:
+                    return False
+            if is_dir and recursive and not walk(path):
+                return False
+        return True
+
+    walk(root)
+    return found
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """`bytes=a-b` (inclusive), `bytes=a-` or `bytes=-n` as [start, end); None for the whole file."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    first, dash, last = spec.strip().partition("-")
+    try:
+        if unit.strip().lower() != "bytes" or not dash or "," in spec:
+            raise ValueError
+        if first == "":
+            start, end = max(size - int(last), 0), size
+        else:
+            start = int(first)
+            end = size if last == "" else min(int(last) + 1, size)
+        if start < 0 or start > end or (start >= size and size > 0):
+            raise ValueError
+    except ValueError:
+        raise BatchError("InvalidRange", "The range specified is invalid for the current size of the resource.",
+                         416, {"Range": header}) from None
+    return start, end
+
+
+def read_range(path: Path, start: int, end: int, chunk: int = 64 * 1024):
+    """Yield bytes [start, end) of a file in chunks: never the whole file in memory."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        remaining = end - start
+        while remaining > 0:
+            data = f.read(min(chunk, remaining))
+            if not data:
+                return
+            remaining -= len(data)
+            yield data

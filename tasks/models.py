@@ -1,0 +1,150 @@
+"""Tasks, their per-job count rows, and the workers that run them.
+
+Nothing here changes state: `tasks.services` owns every write, and keeps the
+count rows exact in the same transaction as the task rows they count.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from batchapi.ids import batch_id_validator
+from jobs.models import Job, etag_for
+
+
+class TaskState(models.TextChoices):
+    ACTIVE = "active"
+    PREPARING = "preparing"
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+class TaskResult(models.TextChoices):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class Task(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks")
+    batch_id = models.CharField("id", max_length=64, validators=[batch_id_validator])
+    key = models.CharField(max_length=64, editable=False)
+    display_name = models.CharField(max_length=1024, blank=True, default="")
+    command_line = models.TextField()
+
+    environment_settings = models.JSONField(default=list, blank=True)
+    # constraints; null max_wall_clock_time / retention_time mean "the default".
+    max_wall_clock_time = models.DurationField(null=True, blank=True)
+    # null: the job's maxTaskRetryCount; -1: retry for ever.
+    max_task_retry_count = models.IntegerField(null=True, blank=True)
+    retention_time = models.DurationField(null=True, blank=True)
+
+    # The rest of the Add Task body, stored as sent; later issues act on them.
+    depends_on = models.JSONField(null=True, blank=True)
+    exit_conditions = models.JSONField(null=True, blank=True)
+    resource_files = models.JSONField(default=list, blank=True)
+    output_files = models.JSONField(default=list, blank=True)
+    user_identity = models.JSONField(null=True, blank=True)
+    affinity_info = models.JSONField(null=True, blank=True)
+    container_settings = models.JSONField(null=True, blank=True)
+    multi_instance_settings = models.JSONField(null=True, blank=True)
+    application_package_references = models.JSONField(default=list, blank=True)
+    authentication_token_settings = models.JSONField(null=True, blank=True)
+    required_slots = models.IntegerField(default=1)
+
+    state = models.CharField(max_length=16, choices=TaskState.choices, default=TaskState.ACTIVE)
+    state_transition_time = models.DateTimeField()
+    previous_state = models.CharField(max_length=16, choices=TaskState.choices, blank=True, default="")
+    previous_state_transition_time = models.DateTimeField(null=True, blank=True)
+
+    # executionInfo
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    result = models.CharField(max_length=8, choices=TaskResult.choices, blank=True, default="")
+    failure_info = models.JSONField(null=True, blank=True)
+    retry_count = models.IntegerField(default=0)
+    last_retry_time = models.DateTimeField(null=True, blank=True)
+    requeue_count = models.IntegerField(default=0)
+    last_requeue_time = models.DateTimeField(null=True, blank=True)
+
+    # nodeInfo: the worker running (or last to run) the task. `attempt` moves on
+    # every claim, so a worker can only finish the run it claimed.
+    node_id = models.CharField(max_length=128, blank=True, default="")
+    attempt = models.IntegerField(default=0)
+
+    creation_time = models.DateTimeField()
+    last_modified = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "key"], name="task_key_unique_in_job"),
+        ]
+        indexes = [
+            # Claiming: the oldest active tasks of one job.
+            models.Index(fields=["job", "id"], name="task_active_in_job", condition=Q(state="active")),
+            # Task lists filtered by state, in creation order (keyset paging on id).
+            models.Index(fields=["job", "state", "id"], name="task_job_state"),
+            # Requeueing the running tasks of a dead worker.
+            models.Index(
+                fields=["node_id"], name="task_running_on_node",
+                condition=Q(state__in=["preparing", "running"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}/{self.batch_id}"
+
+    @property
+    def etag(self) -> str:
+        return etag_for(self.last_modified)
+
+
+class TaskCountShard(models.Model):
+    """One of a few rows per job whose sums are the job's task counts.
+
+    Each transaction adds its deltas to one shard picked at random, so workers
+    finishing tasks of the same job rarely wait on each other's row lock. A shard's
+    own numbers may be negative; only the sums mean anything. `version` moves on
+    every change, so the sum of versions tells a watcher that something changed.
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="count_shards")
+    shard = models.SmallIntegerField()
+    active = models.BigIntegerField(default=0)
+    running = models.BigIntegerField(default=0)  # preparing + running
+    completed = models.BigIntegerField(default=0)
+    succeeded = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "shard"], name="count_shard_unique"),
+        ]
+
+
+class WorkerState(models.TextChoices):
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class Worker(models.Model):
+    """A `manage.py worker` process: Batch's compute node."""
+
+    name = models.CharField(max_length=128, unique=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    slots = models.IntegerField()
+    state = models.CharField(max_length=16, choices=WorkerState.choices, default=WorkerState.RUNNING)
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # Finding dead workers: running ones whose heartbeat is old.
+            models.Index(fields=["heartbeat_at"], name="worker_running_heartbeat",
+                         condition=Q(state__in=["running", "stopping"])),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,170 @@
+"""Tasks on the wire: the Add Task body in, the task resource out."""
+
+from rest_framework import serializers
+
+from batchapi.fields import (BatchIdField, EnvironmentSettingSerializer, IntField, JSONListField,
+                             JSONObjectField, WireDurationField)
+from batchapi.odata import Prop
+from batchapi.wire import drop_none, duration, iso
+
+from .models import Task, TaskResult, TaskState
+
+DEFAULT_RETENTION = "P7D"  # the Batch service keeps a task's directory 7 days by default
+
+
+class TaskConstraintsSerializer(serializers.Serializer):
+    maxWallClockTime = WireDurationField(required=False, allow_null=True)
+    maxTaskRetryCount = IntField(required=False, min_value=-1)
+    retentionTime = WireDurationField(required=False, allow_null=True)
+
+
+class TaskAddSerializer(serializers.Serializer):
+    id = BatchIdField()
+    displayName = serializers.CharField(max_length=1024, required=False, allow_blank=True)
+    commandLine = serializers.CharField(max_length=8192, trim_whitespace=False)
+    environmentSettings = EnvironmentSettingSerializer(many=True, required=False)
+    constraints = TaskConstraintsSerializer(required=False)
+    dependsOn = JSONObjectField(required=False)
+    exitConditions = JSONObjectField(required=False)
+    resourceFiles = JSONListField(required=False)
+    outputFiles = JSONListField(required=False)
+    userIdentity = JSONObjectField(required=False)
+    affinityInfo = JSONObjectField(required=False)
+    containerSettings = JSONObjectField(required=False)
+    multiInstanceSettings = JSONObjectField(required=False)
+    applicationPackageReferences = JSONListField(required=False)
+    authenticationTokenSettings = JSONObjectField(required=False)
+    requiredSlots = IntField(required=False, min_value=1)
+
+
+class TaskUpdateSerializer(serializers.Serializer):
+    constraints = TaskConstraintsSerializer(required=False)
+
+
+PLAIN = {
+    "id": "batch_id",
+    "displayName": "display_name",
+    "commandLine": "command_line",
+    "environmentSettings": "environment_settings",
+    "dependsOn": "depends_on",
+    "exitConditions": "exit_conditions",
+    "resourceFiles": "resource_files",
+    "outputFiles": "output_files",
+    "userIdentity": "user_identity",
+    "affinityInfo": "affinity_info",
+    "containerSettings": "container_settings",
+    "multiInstanceSettings": "multi_instance_settings",
+    "applicationPackageReferences": "application_package_references",
+    "authenticationTokenSettings": "authentication_token_settings",
+    "requiredSlots": "required_slots",
+}
+
+
+def task_fields(data: dict) -> dict:
+    """Validated wire properties to Task model fields."""
+    fields = {PLAIN[k]: v for k, v in data.items() if k in PLAIN}
+    if "environment_settings" in fields:
+        fields["environment_settings"] = [dict(x) for x in fields["environment_settings"]]
+    fields.update(constraint_fields(data.get("constraints", {})))
+    return fields
+
+
+def constraint_fields(constraints: dict) -> dict:
+    names = {"maxWallClockTime": "max_wall_clock_time", "maxTaskRetryCount": "max_task_retry_count",
+             "retentionTime": "retention_time"}
+    return {names[k]: v for k, v in constraints.items()}
+
+
+def execution_info(t: Task) -> dict:
+    return drop_none({
+        "startTime": iso(t.start_time),
+        "endTime": iso(t.end_time),
+        "exitCode": t.exit_code,
+        "result": t.result or None,
+        "failureInfo": t.failure_info,
+        "retryCount": t.retry_count,
+        "lastRetryTime": iso(t.last_retry_time),
+        "requeueCount": t.requeue_count,
+        "lastRequeueTime": iso(t.last_requeue_time),
+    })
+
+
+def node_info(t: Task, ctx: dict) -> dict | None:
+    if not t.node_id:
+        return None
+    return {"nodeId": t.node_id, "poolId": ctx.get("pool_id", "local"), "affinityId": t.node_id,
+            "taskRootDirectory": f"workitems/{ctx['job_id']}/{t.batch_id}",
+            "nodeUrl": f"{ctx['base']}/pools/{ctx.get('pool_id', 'local')}/nodes/{t.node_id}"}
+
+
+def constraints(t: Task, ctx: dict) -> dict:
+    retries = t.max_task_retry_count if t.max_task_retry_count is not None else ctx["job_retries"]
+    return {"maxWallClockTime": duration(t.max_wall_clock_time), "maxTaskRetryCount": retries,
+            "retentionTime": duration(t.retention_time, unlimited=DEFAULT_RETENTION)}
+
+
+# The task resource: each wire property, the columns it reads, how it renders.
+PROPERTIES = {
+    "id": (("batch_id",), lambda t, ctx: t.batch_id),
+    "displayName": (("display_name",), lambda t, ctx: t.display_name or None),
+    "url": (("batch_id",), lambda t, ctx: f"{ctx['base']}/jobs/{ctx['job_id']}/tasks/{t.batch_id}"),
+    "eTag": (("last_modified",), lambda t, ctx: t.etag),
+    "lastModified": (("last_modified",), lambda t, ctx: iso(t.last_modified)),
+    "creationTime": (("creation_time",), lambda t, ctx: iso(t.creation_time)),
+    "state": (("state",), lambda t, ctx: t.state),
+    "stateTransitionTime": (("state_transition_time",), lambda t, ctx: iso(t.state_transition_time)),
+    "previousState": (("previous_state",), lambda t, ctx: t.previous_state or None),
+    "previousStateTransitionTime": (("previous_state_transition_time",),
+                                    lambda t, ctx: iso(t.previous_state_transition_time)),
+    "commandLine": (("command_line",), lambda t, ctx: t.command_line),
+    "environmentSettings": (("environment_settings",), lambda t, ctx: t.environment_settings or None),
+    "constraints": (("max_wall_clock_time", "max_task_retry_count", "retention_time"), constraints),
+    "requiredSlots": (("required_slots",), lambda t, ctx: t.required_slots),
+    "dependsOn": (("depends_on",), lambda t, ctx: t.depends_on),
+    "exitConditions": (("exit_conditions",), lambda t, ctx: t.exit_conditions),
+    "resourceFiles": (("resource_files",), lambda t, ctx: t.resource_files or None),
+    "outputFiles": (("output_files",), lambda t, ctx: t.output_files or None),
+    "userIdentity": (("user_identity",), lambda t, ctx: t.user_identity),
+    "affinityInfo": (("affinity_info",), lambda t, ctx: t.affinity_info),
+    "containerSettings": (("container_settings",), lambda t, ctx: t.container_settings),
+    "multiInstanceSettings": (("multi_instance_settings",), lambda t, ctx: t.multi_instance_settings),
+    "applicationPackageReferences": (("application_package_references",),
+                                     lambda t, ctx: t.application_package_references or None),
+    "authenticationTokenSettings": (("authentication_token_settings",),
+                                    lambda t, ctx: t.authentication_token_settings),
+    "executionInfo": (("start_time", "end_time", "exit_code", "result", "failure_info", "retry_count",
+                       "last_retry_time", "requeue_count", "last_requeue_time"),
+                      lambda t, ctx: execution_info(t)),
+    "nodeInfo": (("node_id", "batch_id"), node_info),
+}
+
+FILTERS = {
+    "id": Prop("key", "string"),
+    "displayName": Prop("display_name", "string"),
+    "state": Prop("state", "enum", choices=tuple(TaskState.values)),
+    "creationTime": Prop("creation_time", "datetime"),
+    "stateTransitionTime": Prop("state_transition_time", "datetime"),
+    "executionInfo/exitCode": Prop("exit_code", "int"),
+    "executionInfo/result": Prop("result", "enum", choices=tuple(TaskResult.values)),
+    "executionInfo/retryCount": Prop("retry_count", "int"),
+    "executionInfo/requeueCount": Prop("requeue_count", "int"),
+    "executionInfo/startTime": Prop("start_time", "datetime"),
+    "executionInfo/endTime": Prop("end_time", "datetime"),
+}
+
+
+def columns(select: list[str] | None) -> list[str]:
+    """The columns a response with this $select reads: no more."""
+    names = select or PROPERTIES
+    return sorted({"pk", "job", *(col for name in names for col in PROPERTIES[name][0])})
+
+
+def context(job, base: str) -> dict:
+    return {"base": base, "job_id": job.batch_id, "job_retries": job.max_task_retry_count,
+            "pool_id": (job.pool_info or {}).get("poolId", "local")}
+
+
+def task_to_wire(task: Task, *, ctx: dict, select: list[str] | None = None) -> dict:
+    names = select or PROPERTIES
+    return drop_none({name: PROPERTIES[name][1](task, ctx) for name in names})
+

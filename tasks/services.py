@@ -1,0 +1,360 @@
+"""Every change of a task's state, each in one transaction with its count rows.
+
+The API, the admin, the pages and the worker all call these functions; nothing
+else writes `Task.state` or a count. Each change is a compare-and-set
+(`filter(pk=…, state=OLD).update(…)`) whose row count says whether it happened,
+which is correct on SQLite and PostgreSQL alike.
+"""
+
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from batchapi.errors import BatchError
+from batchapi.ids import id_key
+from jobs.models import Job, JobState
+
+from . import counts
+from .files import task_dir
+from .models import Task, TaskResult, TaskState
+
+log = logging.getLogger(__name__)
+
+RUNNING_STATES = (TaskState.PREPARING, TaskState.RUNNING)
+
+# failureInfo bodies, as the Batch service words them.
+FAILURE_EXIT_CODE = {
+    "category": "usererror",
+    "code": "FailureExitCode",
+    "message": "The task exited with an exit code representing a failure",
+}
+TASK_ENDED = {
+    "category": "usererror",
+    "code": "TaskEnded",
+    "message": "Task Was Ended by User Request",
+}
+
+
+def wall_clock_expired(limit: timedelta) -> dict:
+    return {
+        "category": "usererror",
+        "code": "MaxWallClockTimeExpiry",
+        "message": "The task exceeded the max wall clock time",
+        "details": [{"name": "MaxWallClockTime", "value": str(limit)}],
+    }
+
+
+def program_not_found(program: str, reason: str) -> dict:
+    return {
+        "category": "usererror",
+        "code": "CommandProgramNotFound",
+        "message": "The specified command program is not found",
+        "details": [{"name": "Program", "value": program}, {"name": "Message", "value": reason}],
+    }
+
+
+# --- adding ------------------------------------------------------------------------
+
+
+@dataclass
+class AddResult:
+    """One task of an Add Task Collection: the task stored, or why not."""
+
+    batch_id: str
+    task: Task | None = None
+    error: BatchError | None = None
+
+
+def check_job_accepts_tasks(job: Job) -> None:
+    if job.state == JobState.DELETING:
+        raise BatchError("JobBeingDeleted", "The specified job is being deleted.", 409)
+    if job.state in (JobState.TERMINATING, JobState.COMPLETED):
+        raise BatchError("JobCompleted", "The specified job is already in a completed state.", 409)
+
+
+def add_tasks(*, job: Job, specs: list[dict]) -> list[AddResult]:
+    """Add tasks to a job: one transaction for the task rows and their counts.
+
+    `specs` are validated Task field values. A duplicate id (stored already, or
+    earlier in the same list) fails that task alone with TaskExists, as the
+    Batch service does for a collection.
+    """
+    check_job_accepts_tasks(job)
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _add_tasks(job, specs)
+        except IntegrityError:
+            # A concurrent add of the same id won the race (PostgreSQL); look again.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _add_tasks(job: Job, specs: list[dict]) -> list[AddResult]:
+    now = timezone.now()
+    keys = [id_key(spec["batch_id"]) for spec in specs]
+    taken = set(Task.objects.filter(job=job, key__in=keys).values_list("key", flat=True))
+    results, new = [], []
+    for spec, key in zip(specs, keys):
+        if key in taken:
+            results.append(AddResult(spec["batch_id"], error=BatchError(
+                "TaskExists", "The specified task already exists.", 409, {"TaskId": spec["batch_id"]})))
+            continue
+        taken.add(key)
+        task = Task(job=job, key=key, state=TaskState.ACTIVE, state_transition_time=now,
+                    creation_time=now, last_modified=now, **spec)
+        new.append(task)
+        results.append(AddResult(spec["batch_id"], task=task))
+    if new:
+        Task.objects.bulk_create(new)
+        counts.apply(job.pk, {"active": len(new)})
+    return results
+
+
+def add_task(*, job: Job, spec: dict) -> Task:
+    (result,) = add_tasks(job=job, specs=[spec])
+    if result.error:
+        raise result.error
+    return result.task
+
+
+# --- claiming and running ------------------------------------------------------------
+
+
+def _jobs_with_active_tasks():
+    """Active jobs that have an active task, highest priority first, then oldest."""
+    has_active = Task.objects.filter(job=OuterRef("pk"), state=TaskState.ACTIVE)
+    return (Job.objects.filter(state=JobState.ACTIVE).filter(Exists(has_active))
+            .order_by("-priority", "pk"))
+
+
+def claim_tasks(*, node_id: str, limit: int) -> list[Task]:
+    """Give up to `limit` runnable tasks to worker `node_id`, marked running.
+
+    Two workers never get the same task: on PostgreSQL the candidate rows are
+    locked with SKIP LOCKED, so concurrent claimers take different rows; on
+    SQLite the IMMEDIATE transaction serialises claimers. Either way the update
+    is a compare-and-set on state=active.
+    """
+    if limit <= 0:
+        return []
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    with transaction.atomic():
+        tried = []
+        for job in _jobs_with_active_tasks().only("pk", "max_parallel_tasks")[:4]:
+            tried.append(job.pk)
+            room = limit
+            if job.max_parallel_tasks >= 0:
+                room = min(room, job.max_parallel_tasks - counts.read(job.pk).running)
+                if room <= 0:
+                    continue
+            candidates = Task.objects.filter(job_id=job.pk, state=TaskState.ACTIVE).order_by("pk")
+            if skip_locked:
+                candidates = candidates.select_for_update(skip_locked=True)
+            ids = list(candidates.values_list("pk", flat=True)[:room])
+            if not ids:
+                continue  # every candidate is being claimed by someone else
+            now = timezone.now()
+            claimed = Task.objects.filter(pk__in=ids, state=TaskState.ACTIVE).update(
+                state=TaskState.RUNNING, previous_state=TaskState.ACTIVE,
+                previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
+                start_time=now, end_time=None, node_id=node_id, attempt=F("attempt") + 1,
+                last_modified=now,
+            )
+            if claimed:
+                counts.apply(job.pk, counts.transition((TaskState.ACTIVE, None), (TaskState.RUNNING, None), claimed))
+            return list(Task.objects.filter(pk__in=ids, state=TaskState.RUNNING, node_id=node_id,
+                                            start_time=now).select_related("job").order_by("pk"))
+    return []
+
+
+def _complete(task: Task, attempt: int, *, result: str, exit_code: int | None, failure: dict | None) -> bool:
+    now = timezone.now()
+    done = Task.objects.filter(pk=task.pk, state__in=RUNNING_STATES, attempt=attempt).update(
+        state=TaskState.COMPLETED, previous_state=F("state"),
+        previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
+        end_time=now, exit_code=exit_code, result=result, failure_info=failure, last_modified=now,
+    )
+    if done:
+        counts.apply(task.job_id, counts.transition((TaskState.RUNNING, None), (TaskState.COMPLETED, result)))
+    return bool(done)
+
+
+def effective_retry_limit(task: Task) -> int:
+    if task.max_task_retry_count is not None:
+        return task.max_task_retry_count
+    return task.job.max_task_retry_count
+
+
+def finish_task(*, task: Task, attempt: int, exit_code: int | None, failure: dict | None = None) -> str | None:
+    """Record the end of run `attempt` of a task; returns what became of it.
+
+    Exit code 0 succeeds. A non-zero exit is retried while retries remain
+    (maxTaskRetryCount, -1 for ever), else fails with FailureExitCode. `failure`
+    is a failure that is never retried (the program could not start, the wall
+    clock ran out). None if the run was no longer current (terminated, requeued).
+    """
+    with transaction.atomic():
+        if failure is None and exit_code == 0:
+            return "succeeded" if _complete(task, attempt, result=TaskResult.SUCCESS, exit_code=0, failure=None) else None
+        if failure is None:
+            current = (Task.objects.filter(pk=task.pk, state__in=RUNNING_STATES, attempt=attempt)
+                       .select_related("job").only("retry_count", "max_task_retry_count",
+                                                   "job__max_task_retry_count").first())
+            if current is None:
+                return None
+            limit = effective_retry_limit(current)
+            if limit == -1 or current.retry_count < limit:
+                now = timezone.now()
+                retried = Task.objects.filter(pk=task.pk, state__in=RUNNING_STATES, attempt=attempt).update(
+                    state=TaskState.ACTIVE, previous_state=F("state"),
+                    previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
+                    exit_code=exit_code, retry_count=F("retry_count") + 1, last_retry_time=now,
+                    last_modified=now,
+                )
+                if retried:
+                    counts.apply(task.job_id, counts.transition((TaskState.RUNNING, None), (TaskState.ACTIVE, None)))
+                    return "retried"
+                return None
+            failure = FAILURE_EXIT_CODE
+        return "failed" if _complete(task, attempt, result=TaskResult.FAILURE, exit_code=exit_code,
+                                     failure=failure) else None
+
+
+def requeue_tasks(*, node_id: str, attempts: dict[int, int] | None = None) -> int:
+    """Put running tasks of worker `node_id` back to active (requeueCount + 1).
+
+    With `attempts` ({task pk: attempt}), only those runs; without, every task the
+    worker holds (it stopped, or died and its heartbeat expired).
+    """
+    with transaction.atomic():
+        running = Task.objects.filter(node_id=node_id, state__in=RUNNING_STATES)
+        rows = list(running.values_list("pk", "job_id", "attempt"))
+        if attempts is not None:
+            rows = [r for r in rows if attempts.get(r[0]) == r[2]]
+        now, total = timezone.now(), 0
+        for pk, job_pk, attempt in rows:
+            n = Task.objects.filter(pk=pk, state__in=RUNNING_STATES, attempt=attempt).update(
+                state=TaskState.ACTIVE, previous_state=F("state"),
+                previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
+                requeue_count=F("requeue_count") + 1, last_requeue_time=now, last_modified=now,
+            )
+            if n:
+                counts.apply(job_pk, counts.transition((TaskState.RUNNING, None), (TaskState.ACTIVE, None)))
+                total += 1
+        return total
+
+
+# --- operator actions -------------------------------------------------------------------
+
+
+def terminate_task(*, task: Task) -> None:
+    """Terminate Task: an active or running task completes as failed (TaskEnded).
+
+    A running task's worker sees that its run is no longer current and kills it.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        for state in (TaskState.ACTIVE, *RUNNING_STATES):
+            done = Task.objects.filter(pk=task.pk, state=state).update(
+                state=TaskState.COMPLETED, previous_state=state,
+                previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
+                end_time=now, result=TaskResult.FAILURE, failure_info=TASK_ENDED, last_modified=now,
+            )
+            if done:
+                counts.apply(task.job_id, counts.transition((state, None), (TaskState.COMPLETED, TaskResult.FAILURE)))
+                return
+        raise BatchError("TaskCompleted", "The specified task is already completed.", 409,
+                         {"TaskId": task.batch_id})
+
+
+def terminate_running_tasks_of_job(*, job: Job) -> int:
+    """Complete every running task of a job as ended (for Terminate Job)."""
+    now = timezone.now()
+    total = 0
+    for state in RUNNING_STATES:
+        n = Task.objects.filter(job=job, state=state).update(
+            state=TaskState.COMPLETED, previous_state=state,
+            previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
+            end_time=now, result=TaskResult.FAILURE, failure_info=TASK_ENDED, last_modified=now,
+        )
+        if n:
+            counts.apply(job.pk, counts.transition((state, None), (TaskState.COMPLETED, TaskResult.FAILURE), n))
+        total += n
+    return total
+
+
+def reactivate_task(*, task: Task) -> None:
+    """Reactivate Task: a failed task of a live job goes back to active, retryCount 0.
+
+    Per Batch: fails for tasks not completed or completed successfully, and for
+    jobs completed, terminating or deleting. Exit code and failure info are cleared.
+    """
+    with transaction.atomic():
+        job_state = Job.objects.filter(pk=task.job_id).values_list("state", flat=True).first()
+        if job_state in (JobState.COMPLETED, JobState.TERMINATING, JobState.DELETING):
+            raise BatchError("JobCompleted" if job_state != JobState.DELETING else "JobBeingDeleted",
+                             "The task's job is completed, terminating or being deleted.", 409)
+        now = timezone.now()
+        done = Task.objects.filter(pk=task.pk, state=TaskState.COMPLETED, result=TaskResult.FAILURE).update(
+            state=TaskState.ACTIVE, previous_state=TaskState.COMPLETED,
+            previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
+            start_time=None, end_time=None, exit_code=None, result="", failure_info=None,
+            retry_count=0, last_retry_time=None, last_modified=now,
+        )
+        if not done:
+            current = Task.objects.filter(pk=task.pk).values_list("state", flat=True).first()
+            if current != TaskState.COMPLETED:
+                raise BatchError("TaskNotCompleted", "Only a completed task can be reactivated.", 409,
+                                 {"TaskId": task.batch_id})
+            raise BatchError("TaskCompletedSuccessfully",
+                             "A task that completed successfully cannot be reactivated.", 409,
+                             {"TaskId": task.batch_id})
+        counts.apply(task.job_id, counts.transition((TaskState.COMPLETED, TaskResult.FAILURE), (TaskState.ACTIVE, None)))
+
+
+def delete_task(*, task: Task) -> None:
+    """Delete Task: the row, its share of the counts, and (after commit) its files.
+
+    A running task's worker finds its run gone and kills it.
+    """
+    with transaction.atomic():
+        row = Task.objects.select_for_update().filter(pk=task.pk).values("state", "result").first()
+        if row is None:
+            raise BatchError("TaskNotFound", "The specified task does not exist.", 404, {"TaskId": task.batch_id})
+        Task.objects.filter(pk=task.pk).delete()
+        counts.apply(task.job_id, counts.scaled(counts.bucket(row["state"], row["result"]), -1))
+        directory = task_dir(task)
+        transaction.on_commit(lambda: shutil.rmtree(directory, ignore_errors=True))
+
+
+def update_task_constraints(*, task: Task, max_wall_clock_time: timedelta | None,
+                            max_task_retry_count: int | None, retention_time: timedelta | None) -> None:
+    """Update Task: Batch lets only the constraints change."""
+    with transaction.atomic():
+        n = Task.objects.filter(pk=task.pk).update(
+            max_wall_clock_time=max_wall_clock_time, max_task_retry_count=max_task_retry_count,
+            retention_time=retention_time, last_modified=timezone.now(),
+        )
+        if not n:
+            raise BatchError("TaskNotFound", "The specified task does not exist.", 404, {"TaskId": task.batch_id})
+
+
+def task_is_current(*, task_pk: int, attempt: int) -> bool:
+    return Task.objects.filter(pk=task_pk, attempt=attempt, state__in=RUNNING_STATES).exists()
+
+
+def current_runs(*, node_id: str, attempts: dict[int, int]) -> set[int]:
+    """Of the runs a worker holds ({pk: attempt}), those still its to finish."""
+    rows = Task.objects.filter(pk__in=list(attempts), node_id=node_id, state__in=RUNNING_STATES)
+    return {pk for pk, attempt in rows.values_list("pk", "attempt") if attempts[pk] == attempt}
+
+
+def stamp(moment: datetime | None = None) -> datetime:
+    return moment or timezone.now()
