@@ -164,7 +164,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = DATA_DIR / "static"  # collectstatic's target; whitenoise wants it to exist
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve straight from the app and project folders: `make run` needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
