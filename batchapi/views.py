@@ -18,8 +18,9 @@ class BatchView(APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
-        if response.get("Content-Type", "").startswith("application/json"):
-            response["Content-Type"] = JSON_CONTENT_TYPE
+        renderer = getattr(request, "accepted_renderer", None)
+        if isinstance(response, Response) and renderer is not None and renderer.format == "json":
+            response.content_type = JSON_CONTENT_TYPE
         response["request-id"] = str(uuid.uuid4())
         client_request_id = request.headers.get("client-request-id")
         if client_request_id and request.headers.get("return-client-request-id", "").lower() == "true":

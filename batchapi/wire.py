@@ -4,7 +4,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 from django.utils.dateparse import parse_duration
-from django.utils.duration import duration_iso_string
 
 # What the Batch service answers for "no limit": TimeSpan.MaxValue.
 UNLIMITED_DURATION = "P10675199DT2H48M5.4775807S"
@@ -26,7 +25,24 @@ def duration(value: timedelta | None, *, unlimited: str | None = UNLIMITED_DURAT
     """A stored duration on the wire; None (no limit) as Batch's maximum."""
     if value is None:
         return unlimited
-    return duration_iso_string(value)
+    return iso_duration(value)
+
+
+def iso_duration(value: timedelta) -> str:
+    """The shortest ISO 8601 form, as .NET writes a TimeSpan: PT2H, P1DT30M, PT0.5S, PT0S."""
+    days, rest = value.days, value.seconds
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    time = ""
+    if hours:
+        time += f"{hours}H"
+    if minutes:
+        time += f"{minutes}M"
+    if seconds or value.microseconds:
+        fraction = f".{value.microseconds:06d}".rstrip("0") if value.microseconds else ""
+        time += f"{seconds}{fraction}S"
+    text = "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")
+    return text if text != "P" else "PT0S"
 
 
 def parse_wire_duration(text: str) -> timedelta | None:

@@ -1,0 +1,78 @@
+"""Random sequences of state changes through the services never let the counts drift."""
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batchapi.errors import BatchError
+from tasks import counts, services
+from tasks.models import Task, TaskState
+
+from .helpers import make_job
+
+OPERATIONS = ("add", "claim", "succeed", "fail", "requeue", "terminate", "reactivate", "delete")
+jobs_made = itertools.count()
+
+steps = st.lists(
+    st.tuples(st.sampled_from(OPERATIONS), st.integers(min_value=0, max_value=30), st.integers(1, 4)),
+    min_size=1, max_size=40,
+)
+
+
+def pick(job, index, *states):
+    tasks = Task.objects.filter(job=job, **({"state__in": states} if states else {})).order_by("pk")
+    found = list(tasks)
+    return found[index % len(found)] if found else None
+
+
+def apply(job, operation, index, n):
+    if operation == "add":
+        ids = [f"t{index}-{i}" for i in range(n)]  # reused indexes make duplicates: TaskExists
+        services.add_tasks(job=job, specs=[{"batch_id": i, "command_line": "/bin/true",
+                                            "max_task_retry_count": n % 3} for i in ids])
+    elif operation == "claim":
+        services.claim_tasks(node_id=f"node{n}", limit=n)
+    elif operation in ("succeed", "fail"):
+        task = pick(job, index, TaskState.RUNNING)
+        if task:
+            services.finish_task(task=task, attempt=task.attempt, exit_code=0 if operation == "succeed" else n)
+    elif operation == "requeue":
+        task = pick(job, index, TaskState.RUNNING)
+        if task:
+            services.requeue_tasks(node_id=task.node_id, attempts={task.pk: task.attempt})
+    elif (task := pick(job, index)) is not None:
+        action = {"terminate": services.terminate_task, "reactivate": services.reactivate_task,
+                  "delete": services.delete_task}[operation]
+        action(task=task)
+
+
+@pytest.mark.django_db
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=steps)
+def test_counts_equal_a_recount_after_every_step(steps):
+    job = make_job(f"prop-{next(jobs_made)}")
+    for operation, index, n in steps:
+        try:
+            apply(job, operation, index, n)
+        except BatchError:
+            pass  # refused (terminate a completed task, reactivate a success): nothing may change
+        stored, real = counts.read(job.pk), counts.actual(job.pk)
+        assert stored.as_dict() == real.as_dict(), (operation, index, n)
+
+
+@pytest.mark.django_db
+def test_recount_repairs_and_reports_drift():
+    from django.core.management import call_command
+
+    job = make_job("drifty")
+    services.add_tasks(job=job, specs=[{"batch_id": f"t{i}", "command_line": "x"} for i in range(5)])
+    counts.apply(job.pk, {"active": 7, "failed": -2})  # damage, as a bug or a hand edit would
+
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("recount_tasks", "DRIFTY")
+    assert exit_info.value.code == 1
+    assert counts.read(job.pk).as_dict() == counts.actual(job.pk).as_dict() == {
+        "active": 5, "running": 0, "completed": 0, "succeeded": 0, "failed": 0}
+    call_command("recount_tasks", "drifty")  # no drift left: exits normally
