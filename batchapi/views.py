@@ -41,6 +41,25 @@ class BatchView(APIView):
         return response
 
 
+def int_param(params, name: str, default: int, low: int, high: int | None) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid_query(name, raw, "must be an integer") from None
+    if value < low or (high is not None and value > high):
+        raise invalid_query(name, raw, f"must be between {low} and {high}" if high else f"must be at least {low}")
+    return value
+
+
+def max_results(params) -> int:
+    """maxresults: at most 1000 items a page, as the Batch service allows."""
+    limit = settings.BATCHSITE_MAX_RESULTS
+    return int_param(params, "maxresults", limit, 1, limit)
+
+
 class Page:
     """One page of a keyset-paged list, and the odata.nextLink that carries everything.
 
@@ -55,21 +74,8 @@ class Page:
         self.filter = params.get("$filter")
         self.select = params.get("$select")
         self.api_version = params.get("api-version")
-        self.size = self._int(params, "maxresults", settings.BATCHSITE_MAX_RESULTS, 1, settings.BATCHSITE_MAX_RESULTS)
-        self.after = self._int(params, "$skiptoken", 0, 0, None)
-
-    @staticmethod
-    def _int(params, name, default, low, high) -> int:
-        raw = params.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise invalid_query(name, raw, "must be an integer") from None
-        if value < low or (high is not None and value > high):
-            raise invalid_query(name, raw, f"must be between {low} and {high}" if high else f"must be ≥ {low}")
-        return value
+        self.size = max_results(params)
+        self.after = int_param(params, "$skiptoken", 0, 0, None)
 
     def slice(self, queryset) -> tuple[list, bool]:
         """The rows of this page, and whether more follow (one extra row read, no COUNT)."""

@@ -12,7 +12,7 @@ from batchapi.errors import BatchError, body_too_large, task_not_found
 from batchapi.fields import validate_body
 from batchapi.ids import id_key
 from batchapi.odata import parse_filter, parse_select
-from batchapi.views import BatchView, Page
+from batchapi.views import BatchView, Page, max_results
 from batchapi.wire import iso, rfc1123
 from jobs.api import get_job
 
@@ -144,7 +144,7 @@ class TaskFileListView(BatchView):
     def get(self, request, job_id, task_id):
         job = get_job(job_id, only=JOB_COLUMNS)
         task = get_task(job, task_id, only=("pk", "batch_id", "job"))
-        page_size = Page(request, path=request.path).size
+        page_size = max_results(request.query_params)
         recursive = request.query_params.get("recursive", "false").lower() == "true"
         after = request.query_params.get("$skiptoken", "")
         entries = files.list_files(task, recursive=recursive, limit=page_size + 1, after=after)

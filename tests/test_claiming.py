@@ -1,0 +1,60 @@
+"""Claiming: priority order, creation order, and never the same task twice."""
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from tasks import services
+from tasks.models import Task
+
+from .helpers import add, make_job
+
+
+@pytest.mark.django_db
+def test_higher_priority_jobs_first_then_creation_order():
+    low, high, also_high = make_job("low", priority=-5), make_job("high", priority=500), make_job("high2", priority=500)
+    add(low, "l1")
+    add(also_high, "h2-1")
+    add(high, "h1", "h2", "h3")
+    order = []
+    while claimed := services.claim_tasks(node_id="n", limit=1):
+        order.append(claimed[0].batch_id)
+    assert order == ["h1", "h2", "h3", "h2-1", "l1"]
+
+
+@pytest.mark.django_db
+def test_max_parallel_tasks_caps_what_one_job_runs():
+    job = make_job("capped", max_parallel_tasks=2)
+    add(job, *[f"t{i}" for i in range(5)])
+    assert len(services.claim_tasks(node_id="n", limit=5)) == 2
+    assert services.claim_tasks(node_id="n", limit=5) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgres_a_claimer_skips_rows_another_claimer_holds():
+    if connection.vendor != "postgresql":
+        pytest.skip("SKIP LOCKED is PostgreSQL's; SQLite serialises claimers with IMMEDIATE transactions")
+    job = make_job("contended")
+    add(job, "first", "second")
+    first = Task.objects.get(key="first")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_first():
+        with transaction.atomic():
+            Task.objects.select_for_update().get(pk=first.pk)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_first)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        # Without SKIP LOCKED this would block on "first" until the holder lets go.
+        claimed = services.claim_tasks(node_id="n", limit=2)
+        assert [t.batch_id for t in claimed] == ["second"]
+    finally:
+        release.set()
+        holder.join()
