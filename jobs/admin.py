@@ -9,12 +9,18 @@ from batchapi.ids import id_key
 from tasks import counts
 
 from . import services
-from .models import Job
+from .models import Job, JobState
 
 EDITABLE = tuple(services.UPDATABLE)
 
 
 class JobForm(forms.ModelForm):
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk and self.instance.state in (JobState.COMPLETED, JobState.TERMINATING, JobState.DELETING):
+            raise forms.ValidationError(f"A job that is {self.instance.state} cannot be changed.")
+        return data
+
     def clean_batch_id(self):
         batch_id = self.cleaned_data["batch_id"]
         if self.instance.pk is None and Job.objects.filter(key=id_key(batch_id)).exists():

@@ -1,0 +1,109 @@
+"""The admin changes jobs and tasks only through the services: counts stay exact."""
+
+import pytest
+
+from jobs.models import Job, JobState
+from tasks import services
+from tasks.models import Task
+
+from .helpers import add, assert_counts_exact, make_job
+
+pytestmark = pytest.mark.django_db
+
+
+def act(admin_client, model, action, *pks):
+    return admin_client.post(f"/admin/{model}/", {"action": action, "_selected_action": [str(pk) for pk in pks]},
+                             follow=True)
+
+
+def test_admin_task_actions_keep_the_counts_exact(admin_client):
+    job = make_job("j")
+    a, b, c = add(job, "a", "b", "c")
+    services.claim_tasks(node_id="n", limit=1)  # a runs
+
+    assert act(admin_client, "tasks/task", "terminate", a.pk, b.pk).status_code == 200
+    assert set(Task.objects.filter(pk__in=[a.pk, b.pk]).values_list("result", flat=True)) == {"failure"}
+    assert_counts_exact(job.pk)
+
+    act(admin_client, "tasks/task", "reactivate", a.pk, c.pk)  # c is not completed: refused, with a message
+    assert Task.objects.get(pk=a.pk).state == "active"
+    assert_counts_exact(job.pk)
+
+    act(admin_client, "tasks/task", "delete", b.pk)
+    assert not Task.objects.filter(pk=b.pk).exists()
+    assert_counts_exact(job.pk)
+
+
+def test_admin_bulk_delete_of_django_is_not_offered(admin_client):
+    page = admin_client.get("/admin/tasks/task/")
+    assert b"delete_selected" not in page.content
+
+
+def test_a_task_added_in_the_admin_is_counted(admin_client):
+    job = make_job("j")
+    response = admin_client.post("/admin/tasks/task/add/", {
+        "job": job.pk, "batch_id": "by-hand", "command_line": "/bin/true", "display_name": "",
+        "environment_settings": "[]", "resource_files": "[]", "output_files": "[]",
+        "application_package_references": "[]", "required_slots": 1,
+    })
+    assert response.status_code == 302, response.content
+    assert Task.objects.get(key="by-hand").state == "active"
+    assert_counts_exact(job.pk)
+
+    again = admin_client.post("/admin/tasks/task/add/", {
+        "job": job.pk, "batch_id": "BY-HAND", "command_line": "/bin/true",
+        "environment_settings": "[]", "resource_files": "[]", "output_files": "[]",
+        "application_package_references": "[]", "required_slots": 1,
+    })
+    assert again.status_code == 200 and b"ids ignore case" in again.content
+    assert Task.objects.count() == 1
+
+
+def test_editing_a_task_in_the_admin_changes_only_its_constraints(admin_client):
+    job = make_job("j")
+    (task,) = add(job, "t")
+    form = admin_client.get(f"/admin/tasks/task/{task.pk}/change/")
+    assert b'name="state"' not in form.content  # state is not a form field
+    response = admin_client.post(f"/admin/tasks/task/{task.pk}/change/", {
+        "max_wall_clock_time": "00:10:00", "max_task_retry_count": 3, "retention_time": "",
+    })
+    assert response.status_code == 302, response.content
+    task.refresh_from_db()
+    assert (task.max_task_retry_count, task.max_wall_clock_time.total_seconds()) == (3, 600)
+    assert_counts_exact(job.pk)
+
+
+def test_admin_job_actions_go_through_the_services(admin_client):
+    job = make_job("j")
+    add(job, "t")
+    services.claim_tasks(node_id="n", limit=1)
+    act(admin_client, "jobs/job", "terminate", job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED
+    assert_counts_exact(job.pk)
+    act(admin_client, "jobs/job", "delete", job.pk)
+    assert Job.objects.get(pk=job.pk).state == JobState.DELETING
+
+
+def test_a_job_added_in_the_admin_gets_its_count_rows(admin_client):
+    response = admin_client.post("/admin/jobs/job/add/", {
+        "batch_id": "from-admin", "display_name": "", "priority": 3, "max_parallel_tasks": -1,
+        "max_task_retry_count": 0, "on_all_tasks_complete": "noaction", "on_task_failure": "noaction",
+        "common_environment_settings": "[]", "metadata": "[]", "pool_info": "{}",
+    })
+    assert response.status_code == 302, response.content
+    job = Job.objects.get(key="from-admin")
+    assert job.count_shards.count() > 0
+    assert_counts_exact(job.pk)
+
+
+def test_a_completed_job_cannot_be_edited_in_the_admin(admin_client):
+    job = make_job("done")
+    admin_client.post("/admin/jobs/job/", {"action": "terminate", "_selected_action": [job.pk]})
+    response = admin_client.post(f"/admin/jobs/job/{job.pk}/change/", {
+        "priority": 9, "max_parallel_tasks": -1, "max_task_retry_count": 0, "on_all_tasks_complete": "noaction",
+        "metadata": "[]", "pool_info": "{}", "allow_task_preemption": "",
+    })
+    assert response.status_code == 200 and b"cannot be changed" in response.content
+    job.refresh_from_db()
+    assert job.priority == 0
