@@ -6,10 +6,9 @@ message.
 """
 
 import logging
-from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
@@ -120,17 +119,3 @@ def batch_exception_handler(exc, context):
     if error.status == 401:
         response["WWW-Authenticate"] = 'Token realm="batch"'
     return response
-
-
-def json_error(request, error: BatchError) -> JsonResponse:
-    """The same body outside DRF (URL not found, request too large)."""
-    return JsonResponse(error.body(_base_url(request)), status=error.status,
-                        content_type="application/json; odata=minimalmetadata")
-
-
-def not_found_view(request, exception=None):
-    return json_error(request, BatchError("ResourceNotFound", f"No such resource: {request.path}.", 404))
-
-
-def status_phrase(status: int) -> str:
-    return HTTPStatus(status).phrase

@@ -12,8 +12,7 @@ from tasks import counts
 
 from . import services
 from .models import Job
-from .serializers import (FILTERS, PROPERTIES, JobAddSerializer, JobUpdateSerializer, columns, job_fields,
-                          job_to_wire)
+from .serializers import FILTERS, PROPERTIES, JobAddSerializer, JobUpdateSerializer, columns, job_fields, job_to_wire
 
 
 def get_job(job_id: str, *, only=None) -> Job:

@@ -2,8 +2,16 @@
 
 from rest_framework import serializers
 
-from batchapi.fields import (BatchIdField, EnumField, EnvironmentSettingSerializer, IntField, JSONObjectField,
-                             MetadataItemSerializer, StrictBooleanField, WireDurationField)
+from batchapi.fields import (
+    BatchIdField,
+    EnumField,
+    EnvironmentSettingSerializer,
+    IntField,
+    JSONObjectField,
+    MetadataItemSerializer,
+    StrictBooleanField,
+    WireDurationField,
+)
 from batchapi.odata import Prop
 from batchapi.wire import drop_none, duration, iso
 

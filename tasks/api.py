@@ -18,8 +18,17 @@ from jobs.api import get_job
 
 from . import files, services
 from .models import Task
-from .serializers import (FILTERS, PROPERTIES, TaskAddSerializer, TaskUpdateSerializer, columns, constraint_fields,
-                          context, task_fields, task_to_wire)
+from .serializers import (
+    FILTERS,
+    PROPERTIES,
+    TaskAddSerializer,
+    TaskUpdateSerializer,
+    columns,
+    constraint_fields,
+    context,
+    task_fields,
+    task_to_wire,
+)
 
 # The columns of the job that rendering tasks needs.
 JOB_COLUMNS = ("pk", "batch_id", "state", "max_task_retry_count", "pool_info")
@@ -124,20 +133,24 @@ class TaskDetailView(BatchView):
         return Response(status=status.HTTP_200_OK)
 
 
-class TaskTerminateView(BatchView):
+class TaskActionView(BatchView):
+    """POST …/terminate and …/reactivate: a service call, then 204 with the new ETag."""
+
+    action = None
+
     def post(self, request, job_id, task_id):
         task = get_task(get_job(job_id), task_id)
-        services.terminate_task(task=task)
+        type(self).action(task=task)
         task.refresh_from_db(fields=["last_modified"])
         return self.entity_headers(Response(status=status.HTTP_204_NO_CONTENT), task)
 
 
-class TaskReactivateView(BatchView):
-    def post(self, request, job_id, task_id):
-        task = get_task(get_job(job_id), task_id)
-        services.reactivate_task(task=task)
-        task.refresh_from_db(fields=["last_modified"])
-        return self.entity_headers(Response(status=status.HTTP_204_NO_CONTENT), task)
+class TaskTerminateView(TaskActionView):
+    action = services.terminate_task
+
+
+class TaskReactivateView(TaskActionView):
+    action = services.reactivate_task
 
 
 class TaskFileListView(BatchView):

@@ -2,8 +2,14 @@
 
 from rest_framework import serializers
 
-from batchapi.fields import (BatchIdField, EnvironmentSettingSerializer, IntField, JSONListField,
-                             JSONObjectField, WireDurationField)
+from batchapi.fields import (
+    BatchIdField,
+    EnvironmentSettingSerializer,
+    IntField,
+    JSONListField,
+    JSONObjectField,
+    WireDurationField,
+)
 from batchapi.odata import Prop
 from batchapi.wire import drop_none, duration, iso
 

@@ -9,7 +9,7 @@ which is correct on SQLite and PostgreSQL alike.
 import logging
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef
@@ -202,7 +202,8 @@ def finish_task(*, task: Task, attempt: int, exit_code: int | None, failure: dic
     """
     with transaction.atomic():
         if failure is None and exit_code == 0:
-            return "succeeded" if _complete(task, attempt, result=TaskResult.SUCCESS, exit_code=0, failure=None) else None
+            done = _complete(task, attempt, result=TaskResult.SUCCESS, exit_code=0, failure=None)
+            return "succeeded" if done else None
         if failure is None:
             current = (Task.objects.filter(pk=task.pk, state__in=RUNNING_STATES, attempt=attempt)
                        .select_related("job").only("retry_count", "max_task_retry_count",
@@ -316,7 +317,8 @@ def reactivate_task(*, task: Task) -> None:
             raise BatchError("TaskCompletedSuccessfully",
                              "A task that completed successfully cannot be reactivated.", 409,
                              {"TaskId": task.batch_id})
-        counts.apply(task.job_id, counts.transition((TaskState.COMPLETED, TaskResult.FAILURE), (TaskState.ACTIVE, None)))
+        counts.apply(task.job_id,
+                     counts.transition((TaskState.COMPLETED, TaskResult.FAILURE), (TaskState.ACTIVE, None)))
 
 
 def delete_task(*, task: Task) -> None:
@@ -346,15 +348,7 @@ def update_task_constraints(*, task: Task, max_wall_clock_time: timedelta | None
             raise BatchError("TaskNotFound", "The specified task does not exist.", 404, {"TaskId": task.batch_id})
 
 
-def task_is_current(*, task_pk: int, attempt: int) -> bool:
-    return Task.objects.filter(pk=task_pk, attempt=attempt, state__in=RUNNING_STATES).exists()
-
-
 def current_runs(*, node_id: str, attempts: dict[int, int]) -> set[int]:
     """Of the runs a worker holds ({pk: attempt}), those still its to finish."""
     rows = Task.objects.filter(pk__in=list(attempts), node_id=node_id, state__in=RUNNING_STATES)
     return {pk for pk, attempt in rows.values_list("pk", "attempt") if attempts[pk] == attempt}
-
-
-def stamp(moment: datetime | None = None) -> datetime:
-    return moment or timezone.now()

@@ -2,9 +2,9 @@
 
 import pytest
 
+from jobs.models import Job
 from tasks import counts
 from tasks.models import Task
-from jobs.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
