@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from batchapi.errors import BatchError
+from batchapi.errors import BatchError, job_not_found
 from batchapi.ids import id_key
 from tasks import counts
 from tasks.files import job_dir
@@ -50,6 +50,27 @@ def create_job(*, spec: dict) -> Job:
     return job
 
 
+def check_job_open(state: str) -> None:
+    """A job that is completed, terminating or being deleted takes no more changes."""
+    if state == JobState.DELETING:
+        raise BatchError("JobBeingDeleted", "The specified job is being deleted.", 409)
+    if state in (JobState.TERMINATING, JobState.COMPLETED):
+        raise BatchError("JobCompleted", "The specified job is already in a completed state.", 409)
+
+
+def lock_open_job(job: Job) -> None:
+    """Lock the job's row for the rest of the transaction and check it still takes changes.
+
+    Holding the lock (on PostgreSQL; SQLite's IMMEDIATE transaction already
+    excludes other writers) means a concurrent Terminate or Delete Job waits for
+    us, so nothing is added to or changed in a job that has just ended.
+    """
+    state = Job.objects.select_for_update().filter(pk=job.pk).values_list("state", flat=True).first()
+    if state is None:
+        raise job_not_found(job.batch_id)
+    check_job_open(state)
+
+
 def update_job(*, job: Job, changes: dict, replace: bool = False) -> Job:
     """Update Job (PATCH: the given fields) or Replace Job (PUT: unspecified fields reset)."""
     unknown = set(changes) - set(UPDATABLE)
@@ -57,10 +78,7 @@ def update_job(*, job: Job, changes: dict, replace: bool = False) -> Job:
         raise ValueError(f"not updatable: {sorted(unknown)}")
     values = {**(UPDATABLE if replace else {}), **changes}
     with transaction.atomic():
-        if job.state in (JobState.COMPLETED, JobState.TERMINATING):
-            raise BatchError("JobCompleted", "The specified job is already in a completed state.", 409)
-        if job.state == JobState.DELETING:
-            raise BatchError("JobBeingDeleted", "The specified job is being deleted.", 409)
+        lock_open_job(job)
         values["last_modified"] = timezone.now()
         Job.objects.filter(pk=job.pk).update(**values)
     job.refresh_from_db()

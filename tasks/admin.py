@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 
 from batchapi.errors import BatchError
 from batchapi.ids import id_key
+from jobs.services import check_job_open
 
 from . import services
 from .models import Task, Worker
@@ -51,7 +52,7 @@ class TaskForm(forms.ModelForm):
             if Task.objects.filter(job=job, key=id_key(batch_id)).exists():
                 self.add_error("batch_id", "The job already has a task with this id (ids ignore case).")
             try:
-                services.check_job_accepts_tasks(job)
+                check_job_open(job.state)
             except BatchError as error:
                 self.add_error("job", error.message)
         return data

@@ -15,6 +15,7 @@ from batchapi.odata import parse_filter, parse_select
 from batchapi.views import BatchView, Page, max_results
 from batchapi.wire import iso, rfc1123
 from jobs.api import get_job
+from jobs.services import check_job_open
 
 from . import files, services
 from .models import Task
@@ -80,7 +81,7 @@ class AddTaskCollectionView(BatchView):
             raise body_too_large(f"a collection holds at most {settings.BATCHSITE_MAX_TASKS_PER_COLLECTION} tasks, "
                                  f"not {len(items)}")
         job = get_job(job_id)
-        services.check_job_accepts_tasks(job)
+        check_job_open(job.state)
         base = self.base_url()
         outcomes: list[dict | None] = []
         valid: list[tuple[int, dict]] = []

@@ -18,6 +18,7 @@ from django.utils import timezone
 from batchapi.errors import BatchError
 from batchapi.ids import id_key
 from jobs.models import Job, JobState
+from jobs.services import lock_open_job
 
 from . import counts
 from .files import task_dir
@@ -70,13 +71,6 @@ class AddResult:
     error: BatchError | None = None
 
 
-def check_job_accepts_tasks(job: Job) -> None:
-    if job.state == JobState.DELETING:
-        raise BatchError("JobBeingDeleted", "The specified job is being deleted.", 409)
-    if job.state in (JobState.TERMINATING, JobState.COMPLETED):
-        raise BatchError("JobCompleted", "The specified job is already in a completed state.", 409)
-
-
 def add_tasks(*, job: Job, specs: list[dict]) -> list[AddResult]:
     """Add tasks to a job: one transaction for the task rows and their counts.
 
@@ -84,10 +78,10 @@ def add_tasks(*, job: Job, specs: list[dict]) -> list[AddResult]:
     earlier in the same list) fails that task alone with TaskExists, as the
     Batch service does for a collection.
     """
-    check_job_accepts_tasks(job)
     for attempt in range(3):
         try:
             with transaction.atomic():
+                lock_open_job(job)
                 return _add_tasks(job, specs)
         except IntegrityError:
             # A concurrent add of the same id won the race (PostgreSQL); look again.
@@ -291,6 +285,22 @@ def terminate_running_tasks_of_job(*, job: Job) -> int:
     return total
 
 
+def end_runs_of_ended_jobs() -> int:
+    """End tasks still running in a job that has completed.
+
+    On PostgreSQL a claim that commits just after Terminate Job ended the job's
+    running tasks can leave a run behind; workers sweep for such strays in their
+    housekeeping, and the worker running one then sees it ended and kills it.
+    """
+    ended = Job.objects.filter(state__in=[JobState.COMPLETED, JobState.TERMINATING],
+                               tasks__state__in=RUNNING_STATES).distinct()
+    total = 0
+    for job in ended:
+        with transaction.atomic():
+            total += terminate_running_tasks_of_job(job=job)
+    return total
+
+
 def reactivate_task(*, task: Task) -> None:
     """Reactivate Task: a failed task of a live job goes back to active, retryCount 0.
 
@@ -298,10 +308,7 @@ def reactivate_task(*, task: Task) -> None:
     jobs completed, terminating or deleting. Exit code and failure info are cleared.
     """
     with transaction.atomic():
-        job_state = Job.objects.filter(pk=task.job_id).values_list("state", flat=True).first()
-        if job_state in (JobState.COMPLETED, JobState.TERMINATING, JobState.DELETING):
-            raise BatchError("JobCompleted" if job_state != JobState.DELETING else "JobBeingDeleted",
-                             "The task's job is completed, terminating or being deleted.", 409)
+        lock_open_job(task.job)
         now = timezone.now()
         done = Task.objects.filter(pk=task.pk, state=TaskState.COMPLETED, result=TaskResult.FAILURE).update(
             state=TaskState.ACTIVE, previous_state=TaskState.COMPLETED,

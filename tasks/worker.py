@@ -286,6 +286,7 @@ class WorkerLoop:
 
     def housekeeping(self) -> None:
         requeue_dead_workers()
+        services.end_runs_of_ended_jobs()
         purge_deleted_jobs()
 
     @staticmethod

@@ -5,10 +5,13 @@ import threading
 import pytest
 from django.db import connection, transaction
 
+from batchapi.errors import BatchError
+from jobs.models import Job, JobState
+from jobs.services import terminate_job
 from tasks import services
 from tasks.models import Task
 
-from .helpers import add, make_job
+from .helpers import add, assert_counts_exact, make_job
 
 
 @pytest.mark.django_db
@@ -58,3 +61,28 @@ def test_on_postgres_a_claimer_skips_rows_another_claimer_holds():
     finally:
         release.set()
         holder.join()
+
+
+@pytest.mark.django_db
+def test_a_run_left_in_an_ended_job_is_swept_up():
+    job = make_job("ended")
+    add(job, "stray")
+    services.claim_tasks(node_id="n", limit=1)
+    # As if the claim had committed just after Terminate Job ended the running tasks:
+    Job.objects.filter(pk=job.pk).update(state=JobState.COMPLETED)
+    assert services.end_runs_of_ended_jobs() == 1
+    stray = Task.objects.get(key="stray")
+    assert (stray.state, stray.failure_info["code"]) == ("completed", "TaskEnded")
+    assert_counts_exact(job.pk)
+    assert services.end_runs_of_ended_jobs() == 0
+
+
+@pytest.mark.django_db
+def test_nothing_is_added_to_a_job_that_ended_after_it_was_read():
+    job = make_job("raced")
+    stale = Job.objects.get(pk=job.pk)  # read while active
+    terminate_job(job=job)
+    with pytest.raises(BatchError) as error:
+        services.add_tasks(job=stale, specs=[{"batch_id": "late", "command_line": "x"}])
+    assert error.value.code == "JobCompleted"
+    assert not Task.objects.exists()

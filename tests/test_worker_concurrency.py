@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tasks import counts
+from tasks import counts, services
 from tasks.models import Task, TaskState, Worker, WorkerState
 from tasks.worker import requeue_dead_workers
 
@@ -109,3 +109,26 @@ def test_the_tasks_of_a_worker_whose_heartbeat_stopped_are_requeued(start_worker
     assert Worker.objects.get(name="doomed").state == WorkerState.STOPPED
     assert_counts_exact(job.pk)
     subprocess.run(["pkill", "-f", "sleep 600"])  # the dead worker's children, left behind as on a real crash
+
+
+def test_a_second_live_worker_with_the_same_name_is_refused(start_worker):
+    first = start_worker("--name", "twin", "--poll", "0.1")
+    wait_for(lambda: Worker.objects.filter(name="twin", state=WorkerState.RUNNING).exists())
+    second = start_worker("--name", "twin")
+    assert second.wait(timeout=20) != 0
+    assert "is alive" in second.stderr.read()
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=20) == 0
+
+
+def test_a_worker_restarted_under_its_name_requeues_what_it_left_running(run_worker):
+    job = make_job("left")
+    add(job, "a")
+    services.claim_tasks(node_id="phoenix", limit=1)  # as if "phoenix" died running it
+    Worker.objects.create(name="phoenix", hostname="h", pid=1, slots=1, state=WorkerState.RUNNING,
+                          started_at=timezone.now() - timedelta(hours=1),
+                          heartbeat_at=timezone.now() - timedelta(hours=1))
+    run_worker("--name", "phoenix")
+    a = Task.objects.get(key="a")
+    assert (a.state, a.result, a.requeue_count) == ("completed", "success", 1)
+    assert_counts_exact(job.pk)
