@@ -140,9 +140,7 @@ def claim_tasks(*, node_id: str, limit: int) -> list[Task]:
         return []
     skip_locked = connection.features.has_select_for_update_skip_locked
     with transaction.atomic():
-        tried = []
-        for job in _jobs_with_active_tasks().only("pk", "max_parallel_tasks")[:4]:
-            tried.append(job.pk)
+        for job in _jobs_with_active_tasks()[:4]:
             room = limit
             if job.max_parallel_tasks >= 0:
                 room = min(room, job.max_parallel_tasks - counts.read(job.pk).running)
@@ -151,24 +149,47 @@ def claim_tasks(*, node_id: str, limit: int) -> list[Task]:
             candidates = Task.objects.filter(job_id=job.pk, state=TaskState.ACTIVE).order_by("pk")
             if skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True)
-            ids = list(candidates.values_list("pk", flat=True)[:room])
-            if not ids:
+            tasks = list(candidates[:room])
+            if not tasks:
                 continue  # every candidate is being claimed by someone else
             now = timezone.now()
-            claimed = Task.objects.filter(pk__in=ids, state=TaskState.ACTIVE).update(
-                state=TaskState.RUNNING, previous_state=TaskState.ACTIVE,
-                previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
-                start_time=now, end_time=None, node_id=node_id, attempt=F("attempt") + 1,
-                last_modified=now,
-            )
-            if claimed:
-                counts.apply(job.pk, counts.transition((TaskState.ACTIVE, None), (TaskState.RUNNING, None), claimed))
-            return list(Task.objects.filter(pk__in=ids, state=TaskState.RUNNING, node_id=node_id,
-                                            start_time=now).select_related("job").order_by("pk"))
+            values = dict(state=TaskState.RUNNING, previous_state=TaskState.ACTIVE, state_transition_time=now,
+                          start_time=now, end_time=None, node_id=node_id, last_modified=now)
+            claimed = Task.objects.filter(pk__in=[t.pk for t in tasks], state=TaskState.ACTIVE).update(
+                previous_state_transition_time=F("state_transition_time"), attempt=F("attempt") + 1, **values)
+            # The rows are this transaction's alone (row locks on PostgreSQL, the write
+            # lock on SQLite), so the compare-and-set takes every one of them.
+            if claimed != len(tasks):
+                raise RuntimeError(f"claimed {claimed} of {len(tasks)} locked tasks")
+            counts.apply(job.pk, counts.transition((TaskState.ACTIVE, None), (TaskState.RUNNING, None), claimed))
+            for task in tasks:  # what the update wrote, without reading it back
+                task.previous_state_transition_time = task.state_transition_time
+                task.attempt += 1
+                task.job = job
+                for name, value in values.items():
+                    setattr(task, name, value)
+            return tasks
     return []
 
 
-def _complete(task: Task, attempt: int, *, result: str, exit_code: int | None, failure: dict | None) -> bool:
+class Deltas:
+    """Count changes gathered over one transaction, applied once per job at its end."""
+
+    def __init__(self):
+        self.by_job: dict[int, dict[str, int]] = {}
+
+    def add(self, job_pk: int, delta: dict[str, int]) -> None:
+        total = self.by_job.setdefault(job_pk, dict.fromkeys(counts.FIELDS, 0))
+        for k, v in delta.items():
+            total[k] += v
+
+    def apply(self) -> None:
+        for job_pk, delta in self.by_job.items():
+            counts.apply(job_pk, delta)
+
+
+def _complete(task: Task, attempt: int, deltas: Deltas, *, result: str, exit_code: int | None,
+              failure: dict | None) -> bool:
     now = timezone.now()
     done = Task.objects.filter(pk=task.pk, state__in=RUNNING_STATES, attempt=attempt).update(
         state=TaskState.COMPLETED, previous_state=F("state"),
@@ -176,7 +197,7 @@ def _complete(task: Task, attempt: int, *, result: str, exit_code: int | None, f
         end_time=now, exit_code=exit_code, result=result, failure_info=failure, last_modified=now,
     )
     if done:
-        counts.apply(task.job_id, counts.transition((TaskState.RUNNING, None), (TaskState.COMPLETED, result)))
+        deltas.add(task.job_id, counts.transition((TaskState.RUNNING, None), (TaskState.COMPLETED, result)))
     return bool(done)
 
 
@@ -186,40 +207,64 @@ def effective_retry_limit(task: Task) -> int:
     return task.job.max_task_retry_count
 
 
-def finish_task(*, task: Task, attempt: int, exit_code: int | None, failure: dict | None = None) -> str | None:
-    """Record the end of run `attempt` of a task; returns what became of it.
+@dataclass
+class RunEnd:
+    """How one run of a task ended, as the worker saw it."""
+
+    task: Task
+    attempt: int
+    exit_code: int | None
+    failure: dict | None = None  # a failure that is never retried
+
+
+def finish_tasks(ends: list[RunEnd]) -> list[str | None]:
+    """Record the ends of several runs in one transaction; what became of each.
 
     Exit code 0 succeeds. A non-zero exit is retried while retries remain
-    (maxTaskRetryCount, -1 for ever), else fails with FailureExitCode. `failure`
-    is a failure that is never retried (the program could not start, the wall
-    clock ran out). None if the run was no longer current (terminated, requeued).
+    (maxTaskRetryCount, -1 for ever), else fails with FailureExitCode. A run with
+    `failure` (the program could not start, the wall clock ran out) fails without
+    retry. None for a run that was no longer current (terminated, requeued).
+    A worker whose short tasks end together pays one commit and one count update
+    per job, not one per task.
     """
+    deltas = Deltas()
     with transaction.atomic():
-        if failure is None and exit_code == 0:
-            done = _complete(task, attempt, result=TaskResult.SUCCESS, exit_code=0, failure=None)
-            return "succeeded" if done else None
-        if failure is None:
-            current = (Task.objects.filter(pk=task.pk, state__in=RUNNING_STATES, attempt=attempt)
-                       .select_related("job").only("retry_count", "max_task_retry_count",
-                                                   "job__max_task_retry_count").first())
-            if current is None:
-                return None
-            limit = effective_retry_limit(current)
-            if limit == -1 or current.retry_count < limit:
-                now = timezone.now()
-                retried = Task.objects.filter(pk=task.pk, state__in=RUNNING_STATES, attempt=attempt).update(
-                    state=TaskState.ACTIVE, previous_state=F("state"),
-                    previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
-                    exit_code=exit_code, retry_count=F("retry_count") + 1, last_retry_time=now,
-                    last_modified=now,
-                )
-                if retried:
-                    counts.apply(task.job_id, counts.transition((TaskState.RUNNING, None), (TaskState.ACTIVE, None)))
-                    return "retried"
-                return None
-            failure = FAILURE_EXIT_CODE
-        return "failed" if _complete(task, attempt, result=TaskResult.FAILURE, exit_code=exit_code,
-                                     failure=failure) else None
+        outcomes = [_finish(end, deltas) for end in ends]
+        deltas.apply()
+    return outcomes
+
+
+def finish_task(*, task: Task, attempt: int, exit_code: int | None, failure: dict | None = None) -> str | None:
+    return finish_tasks([RunEnd(task, attempt, exit_code, failure)])[0]
+
+
+def _finish(end: RunEnd, deltas: Deltas) -> str | None:
+    task, attempt, exit_code, failure = end.task, end.attempt, end.exit_code, end.failure
+    if failure is None and exit_code == 0:
+        done = _complete(task, attempt, deltas, result=TaskResult.SUCCESS, exit_code=0, failure=None)
+        return "succeeded" if done else None
+    if failure is None:
+        current = (Task.objects.filter(pk=task.pk, state__in=RUNNING_STATES, attempt=attempt)
+                   .select_related("job").only("retry_count", "max_task_retry_count",
+                                               "job__max_task_retry_count").first())
+        if current is None:
+            return None
+        limit = effective_retry_limit(current)
+        if limit == -1 or current.retry_count < limit:
+            now = timezone.now()
+            retried = Task.objects.filter(pk=task.pk, state__in=RUNNING_STATES, attempt=attempt).update(
+                state=TaskState.ACTIVE, previous_state=F("state"),
+                previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
+                exit_code=exit_code, retry_count=F("retry_count") + 1, last_retry_time=now,
+                last_modified=now,
+            )
+            if retried:
+                deltas.add(task.job_id, counts.transition((TaskState.RUNNING, None), (TaskState.ACTIVE, None)))
+                return "retried"
+            return None
+        failure = FAILURE_EXIT_CODE
+    done = _complete(task, attempt, deltas, result=TaskResult.FAILURE, exit_code=exit_code, failure=failure)
+    return "failed" if done else None
 
 
 def requeue_tasks(*, node_id: str, attempts: dict[int, int] | None = None) -> int:

@@ -198,7 +198,6 @@ class WorkerLoop:
             time.sleep(min(timeout, 0.05) if self.runs else timeout)
 
     def claim_and_launch(self) -> int:
-        close_old_connections()
         tasks = services.claim_tasks(node_id=self.name, limit=self.slots - len(self.runs))
         for task in tasks:
             self.launch(task)
@@ -250,18 +249,21 @@ class WorkerLoop:
             return None
 
     def reap(self) -> None:
+        """Record every run that has ended, all in one transaction."""
+        ended = []
         for pk, run in list(self.runs.items()):
             returncode = run.proc.poll()
             if returncode is None:
                 continue
             del self.runs[pk]
             self.close(run)
-            if run.cancelled:
-                continue
-            outcome = services.finish_task(task=run.task, attempt=run.attempt,
-                                           exit_code=exit_code_of(returncode), failure=run.failure)
-            log.info("task %s/%s exited %d: %s", run.task.job.batch_id, run.task.batch_id,
-                     exit_code_of(returncode), outcome or "no longer ours")
+            if not run.cancelled:
+                ended.append(services.RunEnd(run.task, run.attempt, exit_code_of(returncode), run.failure))
+        if not ended:
+            return
+        for end, outcome in zip(ended, services.finish_tasks(ended)):
+            log.info("task %s/%s exited %d: %s", end.task.job.batch_id, end.task.batch_id, end.exit_code,
+                     outcome or "no longer ours")
 
     def enforce_deadlines(self, now: float) -> None:
         for run in self.runs.values():
@@ -281,6 +283,8 @@ class WorkerLoop:
                 self.kill(run)
 
     def heartbeat(self) -> None:
+        # The worker keeps one connection between heartbeats (opening one per claim
+        # cost SQLite's pragmas every time); here it drops a connection that broke.
         close_old_connections()
         Worker.objects.filter(name=self.name).update(heartbeat_at=timezone.now())
 
