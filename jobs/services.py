@@ -50,6 +50,10 @@ def create_job(*, spec: dict) -> Job:
     return job
 
 
+# States in which a job takes new tasks and changes.
+OPEN_STATES = (JobState.ACTIVE, JobState.DISABLING, JobState.DISABLED, JobState.ENABLING)
+
+
 def check_job_open(state: str) -> None:
     """A job that is completed, terminating or being deleted takes no more changes."""
     if state == JobState.DELETING:
@@ -103,11 +107,8 @@ def terminate_job(*, job: Job, reason: str = "") -> None:
     from tasks.services import terminate_running_tasks_of_job
 
     with transaction.atomic():
-        if job.state == JobState.DELETING:
-            raise BatchError("JobBeingDeleted", "The specified job is being deleted.", 409)
-        if not _move(job, JobState.TERMINATING,
-                     from_states=(JobState.ACTIVE, JobState.DISABLING, JobState.DISABLED, JobState.ENABLING)):
-            raise BatchError("JobCompleted", "The specified job is already in a completed state.", 409)
+        if not _move(job, JobState.TERMINATING, from_states=OPEN_STATES):
+            check_job_open(Job.objects.get(pk=job.pk).state)  # raises the error that fits
         terminate_running_tasks_of_job(job=job)
         _move(job, JobState.COMPLETED, from_states=(JobState.TERMINATING,),
               end_time=timezone.now(), terminate_reason=reason or "UserTerminate")
@@ -118,11 +119,15 @@ def delete_job(*, job: Job) -> None:
     """Delete Job: the job goes to `deleting` now; `purge_deleted_jobs` removes it after.
 
     Removing a million tasks is not work for a request, so it happens in bounded
-    chunks in the background (every worker runs the purge between claims).
+    chunks in the background (workers run the purge in their housekeeping). Running
+    tasks end now, so their workers kill them at once.
     """
+    from tasks.services import terminate_running_tasks_of_job
+
     with transaction.atomic():
         if not _move(job, JobState.DELETING, from_states=[s for s in JobState if s != JobState.DELETING]):
             raise BatchError("JobBeingDeleted", "The specified job is being deleted.", 409)
+        terminate_running_tasks_of_job(job=job)
 
 
 def purge_deleted_jobs(*, chunk: int = 5000) -> int:

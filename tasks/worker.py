@@ -291,7 +291,11 @@ class WorkerLoop:
     def housekeeping(self) -> None:
         requeue_dead_workers()
         services.end_runs_of_ended_jobs()
-        purge_deleted_jobs()
+        # Deleted jobs go in chunks for at most half a second a heartbeat, so a
+        # million-task delete neither blocks this worker nor takes for ever.
+        deadline = time.monotonic() + 0.5
+        while purge_deleted_jobs() and time.monotonic() < deadline:
+            pass
 
     @staticmethod
     def kill(run: Run) -> None:

@@ -222,3 +222,14 @@ def test_jobs_page_needs_login(client, owner):
 def test_a_new_job_is_active_with_transitions_recorded(api):
     job = make_job("fresh")
     assert job.state == JobState.ACTIVE and job.state_transition_time == job.creation_time
+
+
+def test_deleting_a_job_ends_its_running_tasks_at_once(api):
+    job = make_job("busy")
+    add(job, "running", "waiting")
+    services.claim_tasks(node_id="n", limit=1)
+    assert api.delete("/batch/jobs/busy").status_code == 202
+    assert Task.objects.get(key="running").failure_info["code"] == "TaskEnded"
+    assert api.post("/batch/jobs/busy/terminate").json()["code"] == "JobBeingDeleted"
+    assert api.delete("/batch/jobs/busy").json()["code"] == "JobBeingDeleted"
+    assert_counts_exact(job.pk)
