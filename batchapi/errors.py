@@ -5,14 +5,11 @@ directly; the API turns it into Batch's error body, the admin and pages into a
 message.
 """
 
-import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
-
-log = logging.getLogger(__name__)
 
 ODATA_ERROR_METADATA = "{base}$metadata#Microsoft.Azure.Batch.Protocol.Entities.Container.errors/@Element"
 

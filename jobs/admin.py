@@ -2,13 +2,13 @@
 through Update Job, so nothing here writes a state or a count directly."""
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 
-from batchapi.errors import BatchError
 from batchapi.ids import id_key
 from tasks import counts
 
 from . import services
+from .admin_actions import service_action
 from .models import Job, JobState
 
 EDITABLE = tuple(services.UPDATABLE)
@@ -28,25 +28,10 @@ class JobForm(forms.ModelForm):
         return batch_id
 
 
-def _each(modeladmin, request, queryset, action, verb: str) -> None:
-    done = 0
-    for job in queryset:
-        try:
-            action(job=job)
-            done += 1
-        except BatchError as error:
-            modeladmin.message_user(request, f"{job.batch_id}: {error.message}", messages.WARNING)
-    modeladmin.message_user(request, f"{verb} {done} job(s).")
-
-
-@admin.action(description="Terminate selected jobs")
-def terminate(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, services.terminate_job, "Terminated")
-
-
-@admin.action(description="Delete selected jobs (with their tasks)")
-def delete(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, services.delete_job, "Deleting")
+terminate = service_action(services.terminate_job, name="terminate", description="Terminate selected jobs",
+                           verb="Terminated", keyword="job")
+delete = service_action(services.delete_job, name="delete", description="Delete selected jobs (with their tasks)",
+                        verb="Deleting", keyword="job")
 
 
 @admin.register(Job)

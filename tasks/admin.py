@@ -2,10 +2,11 @@
 so the count rows stay exact whatever an operator clicks."""
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 
 from batchapi.errors import BatchError
 from batchapi.ids import id_key
+from jobs.admin_actions import service_action
 from jobs.services import check_job_open
 
 from . import services
@@ -18,30 +19,12 @@ EXECUTION_FIELDS = ("state", "state_transition_time", "previous_state", "start_t
 CONSTRAINT_FIELDS = ("max_wall_clock_time", "max_task_retry_count", "retention_time")
 
 
-def _each(modeladmin, request, queryset, action, verb: str) -> None:
-    done = 0
-    for task in queryset.select_related("job"):
-        try:
-            action(task=task)
-            done += 1
-        except BatchError as error:
-            modeladmin.message_user(request, f"{task.batch_id}: {error.message}", messages.WARNING)
-    modeladmin.message_user(request, f"{verb} {done} task(s).")
-
-
-@admin.action(description="Terminate selected tasks")
-def terminate(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, services.terminate_task, "Terminated")
-
-
-@admin.action(description="Reactivate (rerun) selected failed tasks")
-def reactivate(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, services.reactivate_task, "Reactivated")
-
-
-@admin.action(description="Delete selected tasks")
-def delete(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, services.delete_task, "Deleted")
+terminate = service_action(services.terminate_task, name="terminate", description="Terminate selected tasks",
+                           verb="Terminated", keyword="task")
+reactivate = service_action(services.reactivate_task, name="reactivate",
+                            description="Reactivate (rerun) selected failed tasks", verb="Reactivated", keyword="task")
+delete = service_action(services.delete_task, name="delete", description="Delete selected tasks",
+                        verb="Deleted", keyword="task")
 
 
 class TaskForm(forms.ModelForm):
@@ -69,6 +52,9 @@ class TaskAdmin(admin.ModelAdmin):
     actions = (terminate, reactivate, delete)
     form = TaskForm
     show_full_result_count = False  # no COUNT(*) over a million rows on every page
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("job")  # actions need each task's job
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:

@@ -6,7 +6,6 @@ else writes `Task.state` or a count. Each change is a compare-and-set
 which is correct on SQLite and PostgreSQL alike.
 """
 
-import logging
 import shutil
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,8 +22,6 @@ from jobs.services import lock_open_job
 from . import counts
 from .files import task_dir
 from .models import Task, TaskResult, TaskState
-
-log = logging.getLogger(__name__)
 
 RUNNING_STATES = (TaskState.PREPARING, TaskState.RUNNING)
 
