@@ -132,3 +132,24 @@ def test_a_worker_restarted_under_its_name_requeues_what_it_left_running(run_wor
     a = Task.objects.get(key="a")
     assert (a.state, a.result, a.requeue_count) == ("completed", "success", 1)
     assert_counts_exact(job.pk)
+
+
+def test_the_api_keeps_writing_while_two_workers_run(api, tmp_path, start_worker):
+    """SQLite with WAL, IMMEDIATE transactions and a busy timeout: no "database is locked"."""
+    job = make_job("busy")
+    add(job, *[f"first-{i}" for i in range(200)])
+    workers = [start_worker("--poll", "0.05", "--slots", "3", "--name", f"w{i}") for i in range(2)]
+    for chunk in range(10):
+        tasks = [{"id": f"more-{chunk}-{i}", "commandLine": "/bin/true"} for i in range(20)]
+        response = api.post("/batch/jobs/busy/addtaskcollection", {"value": tasks}, format="json")
+        assert response.status_code == 200, response.content
+        assert {r["status"] for r in response.json()["value"]} == {"success"}
+        assert api.get("/batch/jobs/busy/taskcounts").status_code == 200
+    wait_for(lambda: counts.read(job.pk).completed == 400, timeout=120)
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=20) == 0
+        assert "locked" not in worker.stderr.read()
+    assert counts.read(job.pk).as_dict() == {"active": 0, "running": 0, "completed": 400, "succeeded": 400,
+                                             "failed": 0}
+    assert_counts_exact(job.pk)
