@@ -56,12 +56,14 @@ class FileEntry:
     created: datetime
 
 
-def entry(root: Path, path: Path) -> FileEntry:
-    st = path.stat()
+def entry(name: str, child: os.DirEntry) -> FileEntry:
+    # lstat: a symlink is described as itself, never as what it points to outside.
+    st = child.stat(follow_symlinks=False)
+    is_directory = child.is_dir(follow_symlinks=False)
     return FileEntry(
-        name=path.relative_to(root).as_posix(),
-        is_directory=path.is_dir(),
-        size=0 if path.is_dir() else st.st_size,
+        name=name,
+        is_directory=is_directory,
+        size=0 if is_directory else st.st_size,
         modified=datetime.fromtimestamp(st.st_mtime, UTC),
         created=datetime.fromtimestamp(st.st_ctime, UTC),
     )
@@ -86,12 +88,11 @@ def list_files(task, *, recursive: bool, limit: int, after: str = "") -> list[Fi
         for child in children:
             path = Path(child.path)
             name = path.relative_to(root).as_posix()
-            is_dir = child.is_dir(follow_symlinks=False)
             if name > after:
-                found.append(entry(root, path))
+                found.append(entry(name, child))
                 if len(found) >= limit:
                     return False
-            if is_dir and recursive and not walk(path):
+            if recursive and child.is_dir(follow_symlinks=False) and not walk(path):
                 return False
         return True
 

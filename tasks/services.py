@@ -275,7 +275,7 @@ def requeue_tasks(*, node_id: str, attempts: dict[int, int] | None = None) -> in
         rows = list(running.values_list("pk", "job_id", "attempt"))
         if attempts is not None:
             rows = [r for r in rows if attempts.get(r[0]) == r[2]]
-        now, total = timezone.now(), 0
+        now, total, deltas = timezone.now(), 0, Deltas()
         for pk, job_pk, attempt in rows:
             n = Task.objects.filter(pk=pk, state__in=RUNNING_STATES, attempt=attempt).update(
                 state=TaskState.ACTIVE, previous_state=F("state"),
@@ -283,8 +283,9 @@ def requeue_tasks(*, node_id: str, attempts: dict[int, int] | None = None) -> in
                 requeue_count=F("requeue_count") + 1, last_requeue_time=now, last_modified=now,
             )
             if n:
-                counts.apply(job_pk, counts.transition((TaskState.RUNNING, None), (TaskState.ACTIVE, None)))
+                deltas.add(job_pk, counts.transition((TaskState.RUNNING, None), (TaskState.ACTIVE, None)))
                 total += 1
+        deltas.apply()
         return total
 
 

@@ -107,3 +107,12 @@ def test_a_completed_job_cannot_be_edited_in_the_admin(admin_client):
     assert response.status_code == 200 and b"cannot be changed" in response.content
     job.refresh_from_db()
     assert job.priority == 0
+
+
+def test_the_admin_job_list_reads_counts_in_its_own_query(admin_client, django_assert_max_num_queries):
+    for i in range(5):
+        add(make_job(f"j{i}"), "a", "b")
+    # session, user, the count for paging, the page with its counts — not one query per job
+    with django_assert_max_num_queries(6):
+        page = admin_client.get("/admin/jobs/job/")
+    assert b"2 / 0 / 0 / 0" in page.content
