@@ -21,12 +21,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_two_worker_processes_never_run_a_task_twice(tmp_path, start_worker):
     ledger = tmp_path / "ran.txt"
     job = make_job("shared")
+    workers = [start_worker("--poll", "0.1", "--slots", "3", "--name", f"w{i}") for i in range(2)]
+    # Both must be polling before the first task exists: on a slow machine one worker
+    # could otherwise start late and find the whole job already done.
+    wait_for(lambda: Worker.objects.filter(state=WorkerState.RUNNING).count() == 2, timeout=60)
     add(job, *[f"t{i}" for i in range(300)],
         command=f"/bin/sh -c 'echo $AZ_BATCH_TASK_ID >> {ledger}'")
-    workers = [start_worker("--exit-when-idle", "--poll", "0.1", "--slots", "3", "--name", f"w{i}")
-               for i in range(2)]
+    wait_for(lambda: counts.read(job.pk).completed == 300, timeout=240)
     for worker in workers:
-        assert worker.wait(timeout=240) == 0, worker.stderr.read()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=20) == 0, worker.stderr.read()
 
     ran = Counter(ledger.read_text().split())
     assert len(ran) == 300
