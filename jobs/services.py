@@ -12,6 +12,7 @@ from batchapi.ids import id_key
 from tasks import counts
 from tasks.files import job_dir
 
+from . import events
 from .models import Job, JobState
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def create_job(*, spec: dict) -> Job:
                 start_time=now, creation_time=now, last_modified=now, **spec,
             )
             counts.create_shards(job)
+            events.job_changed(job.pk)
     except IntegrityError:
         if Job.objects.filter(key=id_key(spec["batch_id"])).exists():
             raise job_exists(spec["batch_id"]) from None
@@ -85,6 +87,7 @@ def update_job(*, job: Job, changes: dict, replace: bool = False) -> Job:
         lock_open_job(job)
         values["last_modified"] = timezone.now()
         Job.objects.filter(pk=job.pk).update(**values)
+        events.job_changed(job.pk)
     job.refresh_from_db()
     return job
 
@@ -95,6 +98,8 @@ def _move(job: Job, state: str, *, from_states, **extra) -> bool:
         state=state, previous_state=F("state"), previous_state_transition_time=F("state_transition_time"),
         state_transition_time=now, last_modified=now, **extra,
     )
+    if moved:
+        events.job_changed(job.pk)
     return bool(moved)
 
 
@@ -153,6 +158,8 @@ def purge_deleted_jobs(*, chunk: int = 5000) -> int:
                 counts.apply(job.pk, delta)
                 continue
         shutil.rmtree(job_dir(job), ignore_errors=True)
-        removed += Job.objects.filter(pk=job.pk, state=JobState.DELETING).delete()[0]
+        with transaction.atomic():
+            removed += Job.objects.filter(pk=job.pk, state=JobState.DELETING).delete()[0]
+            events.job_changed(job.pk)
         log.info("job %s deleted", job.batch_id)
     return removed

@@ -6,11 +6,15 @@ task rows. `recount` compares the rows with the task table and repairs drift.
 
 import random
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
 
-from .models import TaskCountShard, TaskResult, TaskState
+from jobs import events
+
+from .models import CountSample, TaskCountShard, TaskResult, TaskState
 
 FIELDS = ("active", "running", "completed", "succeeded", "failed")
 
@@ -73,6 +77,75 @@ def apply(job_pk: int, delta: dict[str, int]) -> None:
         # A job made before its shards (or repaired by recount): create and retry.
         TaskCountShard.objects.get_or_create(job_id=job_pk, shard=shard)
         TaskCountShard.objects.filter(job_id=job_pk, shard=shard).update(**changes)
+    sample(job_pk)
+    events.job_changed(job_pk)
+
+
+# --- samples for the counts-over-time chart -----------------------------------------
+
+# The second each job was last sampled by this process: most changes cost nothing more.
+_sampled: dict[int, int] = {}
+
+
+def sample(job_pk: int) -> None:
+    """Record the job's counts for this second, if nobody has yet.
+
+    Runs in the changing transaction, so the sample includes the change. Across
+    processes the unique (job, second) keeps one row; within one, the memory
+    above skips the two queries for the rest of the second.
+    """
+    now = timezone.now().replace(microsecond=0)
+    second = int(now.timestamp())
+    if _sampled.get(job_pk) == second:
+        return
+    if len(_sampled) > 10_000:
+        _sampled.clear()
+    _sampled[job_pk] = second
+    current = read(job_pk)
+    CountSample.objects.bulk_create([CountSample(job_id=job_pk, at=now, **current.as_dict())],
+                                    ignore_conflicts=True)
+
+
+# (age, resolution): samples older than `age` keep one per `resolution`. A job
+# keeps every second of its last 10 minutes, a minute's resolution to 6 hours,
+# ten minutes' beyond: a week-long job has ~2,000 samples.
+THINNING = ((timedelta(minutes=10), "minute"), (timedelta(hours=6), "ten_minutes"))
+
+
+def thin_samples(*, chunk: int = 5000) -> int:
+    """Thin old samples to their tier's resolution, one bounded chunk per tier. Returns rows deleted.
+
+    Only whole buckets older than the cutoff are thinned, and a chunk never
+    splits a bucket, so each bucket keeps exactly its first sample.
+    """
+    deleted, now = 0, timezone.now()
+    for level, (age, resolution) in enumerate(THINNING, start=1):
+        cutoff = _bucket(now - age, resolution)
+        old = CountSample.objects.filter(level__lt=level, at__lt=cutoff).order_by("job_id", "at")
+        rows = [(pk, (job_pk, _bucket(at, resolution)))
+                for pk, job_pk, at in old.values_list("pk", "job_id", "at")[:chunk]]
+        if len(rows) == chunk:  # the last bucket may go on in the next chunk: leave it whole for then
+            last = rows[-1][1]
+            rows = [row for row in rows if row[1] != last] or rows
+        keep, drop, seen = [], [], set()
+        for pk, bucket in rows:
+            (drop if bucket in seen else keep).append(pk)
+            seen.add(bucket)
+        CountSample.objects.filter(pk__in=keep).update(level=level)
+        deleted += CountSample.objects.filter(pk__in=drop).delete()[0]
+    return deleted
+
+
+def _bucket(at, resolution: str):
+    if resolution == "minute":
+        return at.replace(second=0, microsecond=0)
+    return at.replace(minute=at.minute - at.minute % 10, second=0, microsecond=0)
+
+
+def samples(job_pk: int, *, limit: int = 5000) -> list[CountSample]:
+    """The job's samples, oldest first: the newest `limit` of them (thinning keeps them few)."""
+    newest = CountSample.objects.filter(job_id=job_pk).order_by("-at")[:limit]
+    return list(reversed(newest))
 
 
 def read(job_pk: int) -> TaskCounts:

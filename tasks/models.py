@@ -61,6 +61,9 @@ class Task(models.Model):
     exit_code = models.IntegerField(null=True, blank=True)
     result = models.CharField(max_length=8, choices=TaskResult.choices, blank=True, default="")
     failure_info = models.JSONField(null=True, blank=True)
+    # end_time - start_time of the last run, stored so the dashboard's duration
+    # charts bucket it with plain comparisons in the database.
+    run_time = models.DurationField(null=True, blank=True)
     retry_count = models.IntegerField(default=0)
     last_retry_time = models.DateTimeField(null=True, blank=True)
     requeue_count = models.IntegerField(default=0)
@@ -76,6 +79,7 @@ class Task(models.Model):
 
     class Meta:
         constraints = [
+            # Also the index of the dashboard's id-prefix search (a range on `key`).
             models.UniqueConstraint(fields=["job", "key"], name="task_key_unique_in_job"),
         ]
         indexes = [
@@ -84,6 +88,8 @@ class Task(models.Model):
             # Task lists filtered by state, in creation order (keyset paging on id).
             models.Index(fields=["job", "state", "id"], name="task_job_state"),
             # Requeueing the running tasks of a dead worker.
+            # Live task rows: the rows of a page changed since the last push.
+            models.Index(fields=["job", "last_modified"], name="task_job_modified"),
             models.Index(
                 fields=["node_id"], name="task_running_on_node",
                 condition=Q(state__in=["preparing", "running"]),
@@ -119,6 +125,34 @@ class TaskCountShard(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["job", "shard"], name="count_shard_unique"),
+        ]
+
+
+class CountSample(models.Model):
+    """A job's counts at one second, for the dashboard's counts-over-time chart.
+
+    Recorded by `counts.apply` at most once a second per job (unique on job and
+    second; each process also remembers what it sampled). Housekeeping thins old
+    samples (`level` says to which resolution), so a week-long job keeps a few
+    thousand rows, not 600,000.
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="count_samples")
+    at = models.DateTimeField()
+    active = models.BigIntegerField()
+    running = models.BigIntegerField()
+    completed = models.BigIntegerField()
+    succeeded = models.BigIntegerField()
+    failed = models.BigIntegerField()
+    level = models.SmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "at"], name="count_sample_unique_second"),
+        ]
+        indexes = [
+            # Thinning: the samples of a resolution older than its cutoff.
+            models.Index(fields=["level", "at"], name="count_sample_level_at"),
         ]
 
 

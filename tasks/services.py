@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import DateTimeField, DurationField, Exists, ExpressionWrapper, F, OuterRef, Value
 from django.utils import timezone
 
 from batchapi.errors import BatchError
@@ -54,6 +54,12 @@ def program_not_found(program: str, reason: str) -> dict:
         "message": "The specified command program is not found",
         "details": [{"name": "Program", "value": program}, {"name": "Message", "value": reason}],
     }
+
+
+def run_time_until(now):
+    """The run's length as the update computes it, from the row's own start_time."""
+    return ExpressionWrapper(Value(now, output_field=DateTimeField()) - F("start_time"),
+                             output_field=DurationField())
 
 
 # --- adding ------------------------------------------------------------------------
@@ -192,6 +198,7 @@ def _complete(task: Task, attempt: int, deltas: Deltas, *, result: str, exit_cod
         state=TaskState.COMPLETED, previous_state=F("state"),
         previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
         end_time=now, exit_code=exit_code, result=result, failure_info=failure, last_modified=now,
+        run_time=run_time_until(now),
     )
     if done:
         deltas.add(task.job_id, counts.transition((TaskState.RUNNING, None), (TaskState.COMPLETED, result)))
@@ -253,7 +260,7 @@ def _finish(end: RunEnd, deltas: Deltas) -> str | None:
                 state=TaskState.ACTIVE, previous_state=F("state"),
                 previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
                 exit_code=exit_code, retry_count=F("retry_count") + 1, last_retry_time=now,
-                last_modified=now,
+                last_modified=now, run_time=run_time_until(now),
             )
             if retried:
                 deltas.add(task.job_id, counts.transition((TaskState.RUNNING, None), (TaskState.ACTIVE, None)))
@@ -300,10 +307,12 @@ def terminate_task(*, task: Task) -> None:
     with transaction.atomic():
         now = timezone.now()
         for state in (TaskState.ACTIVE, *RUNNING_STATES):
+            # A running task's run ends now; an active one keeps its last run's length.
+            ran = {"run_time": run_time_until(now)} if state in RUNNING_STATES else {}
             done = Task.objects.filter(pk=task.pk, state=state).update(
                 state=TaskState.COMPLETED, previous_state=state,
                 previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
-                end_time=now, result=TaskResult.FAILURE, failure_info=TASK_ENDED, last_modified=now,
+                end_time=now, result=TaskResult.FAILURE, failure_info=TASK_ENDED, last_modified=now, **ran,
             )
             if done:
                 counts.apply(task.job_id, counts.transition((state, None), (TaskState.COMPLETED, TaskResult.FAILURE)))
@@ -321,6 +330,7 @@ def terminate_running_tasks_of_job(*, job: Job) -> int:
             state=TaskState.COMPLETED, previous_state=state,
             previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
             end_time=now, result=TaskResult.FAILURE, failure_info=TASK_ENDED, last_modified=now,
+            run_time=run_time_until(now),
         )
         if n:
             counts.apply(job.pk, counts.transition((state, None), (TaskState.COMPLETED, TaskResult.FAILURE), n))
@@ -344,6 +354,16 @@ def end_runs_of_ended_jobs() -> int:
     return total
 
 
+def reactivated(now) -> dict:
+    """What reactivation writes: active again, the last run's outcome cleared, retryCount 0."""
+    return dict(
+        state=TaskState.ACTIVE, previous_state=TaskState.COMPLETED,
+        previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
+        start_time=None, end_time=None, run_time=None, exit_code=None, result="", failure_info=None,
+        retry_count=0, last_retry_time=None, last_modified=now,
+    )
+
+
 def reactivate_task(*, task: Task) -> None:
     """Reactivate Task: a failed task of a live job goes back to active, retryCount 0.
 
@@ -354,11 +374,7 @@ def reactivate_task(*, task: Task) -> None:
         lock_open_job(task.job)
         now = timezone.now()
         done = Task.objects.filter(pk=task.pk, state=TaskState.COMPLETED, result=TaskResult.FAILURE).update(
-            state=TaskState.ACTIVE, previous_state=TaskState.COMPLETED,
-            previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
-            start_time=None, end_time=None, exit_code=None, result="", failure_info=None,
-            retry_count=0, last_retry_time=None, last_modified=now,
-        )
+            **reactivated(now))
         if not done:
             current = Task.objects.filter(pk=task.pk).values_list("state", flat=True).first()
             if current != TaskState.COMPLETED:
@@ -369,6 +385,25 @@ def reactivate_task(*, task: Task) -> None:
                              {"TaskId": task.batch_id})
         counts.apply(task.job_id,
                      counts.transition((TaskState.COMPLETED, TaskResult.FAILURE), (TaskState.ACTIVE, None)))
+
+
+def reactivate_failed_tasks(*, job: Job, pks: list[int] | None = None) -> int:
+    """Reactivate every failed task of a job (or those of `pks`) in one transaction.
+
+    The dashboard's "rerun failed": one update and one count change however
+    many tasks failed. Tasks that are not failed are left as they are.
+    """
+    with transaction.atomic():
+        lock_open_job(job)
+        now = timezone.now()
+        failed = Task.objects.filter(job_id=job.pk, state=TaskState.COMPLETED, result=TaskResult.FAILURE)
+        if pks is not None:
+            failed = failed.filter(pk__in=pks)
+        n = failed.update(**reactivated(now))
+        if n:
+            counts.apply(job.pk, counts.transition((TaskState.COMPLETED, TaskResult.FAILURE),
+                                                   (TaskState.ACTIVE, None), n))
+        return n
 
 
 def delete_task(*, task: Task) -> None:

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from jobs.services import purge_deleted_jobs
 
-from . import services
+from . import counts, services
 from .files import task_dir, working_dir
 from .models import Task, Worker, WorkerState
 
@@ -291,6 +291,7 @@ class WorkerLoop:
     def housekeeping(self) -> None:
         requeue_dead_workers()
         services.end_runs_of_ended_jobs()
+        counts.thin_samples()
         # Deleted jobs go in chunks for at most half a second a heartbeat, so a
         # million-task delete neither blocks this worker nor takes for ever.
         deadline = time.monotonic() + 0.5
