@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import plotly
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -80,6 +81,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "channels",
     "django_htmx",
+    "template_partials",
     "batchapi",
     "jobs",
     "tasks",
@@ -127,6 +129,12 @@ SQLITE_OPTIONS = {
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A PostgreSQL connection costs milliseconds to open; daphne runs all sync code in
+    # one thread, so keeping that thread's connection saves it on every request and
+    # every live update. Health checks replace a connection the server dropped.
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("BATCHSITE_CONN_MAX_AGE", 60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
     # A file, not :memory:, so worker subprocesses started by tests see the data.
@@ -166,7 +174,8 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"  # collectstatic's target; whitenoise wants it to exist
 STATIC_ROOT.mkdir(exist_ok=True)
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.js comes from the plotly wheel itself: no CDN, no second copy in the repository.
+STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(plotly.__file__).parent / "package_data")]
 # Serve straight from the app and project folders: `make run` needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
 
