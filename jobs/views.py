@@ -1,17 +1,176 @@
-"""Dashboard pages. The live dashboard grows here; for now, the jobs list."""
+"""Dashboard pages for jobs: the jobs list and the job page, with its operator actions.
 
+Views parse, call a selector (`jobs.dashboard`) or a service, and render. One
+view serves a page and its fragment: an htmx request for the task table gets
+just that partial of the same template.
+"""
+
+import csv
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
-from django.shortcuts import render
+from django.http import Http404, QueryDict, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 
+from batchapi.errors import BatchError
+from batchapi.ids import id_key
+from batchapi.wire import iso
 from tasks import counts
+from tasks import services as task_services
+from tasks.models import Task, TaskState
 
+from . import dashboard, services
 from .models import Job
 
 
+def get_job_or_404(job_id: str) -> Job:
+    job = Job.objects.filter(key=id_key(job_id)).first()
+    if job is None:
+        raise Http404(f"No job {job_id!r}")
+    return job
+
+
+@require_GET
 @login_required
 def job_list(request):
-    page = Paginator(Job.objects.order_by("-pk"), 50).get_page(request.GET.get("page"))
-    job_counts = counts.read_many([job.pk for job in page])
-    rows = [(job, job_counts[job.pk]) for job in page]
-    return render(request, "jobs/job_list.html", {"page": page, "rows": rows})
+    flt = dashboard.JobFilter.from_query(request.GET)
+    rows, next_before = dashboard.job_page(flt)
+    context = {"rows": rows, "next_before": next_before, "filter": flt, "tabs": dashboard.job_tabs(),
+               "states": Job._meta.get_field("state").choices,
+               "ws_query": request.GET.urlencode()}
+    return render(request, "jobs/job_list.html", context)
+
+
+@require_GET
+@login_required
+def job_detail(request, job_id):
+    job = get_job_or_404(job_id)
+    flt = dashboard.TaskFilter.from_query(request.GET)
+    tasks, next_after = dashboard.task_page(job, flt)
+    table = {"job": job, "tasks": tasks, "next_after": next_after, "filter": flt,
+             "task_states": TaskState.choices}
+    if request.htmx and request.htmx.target == "task-table":
+        return render(request, "jobs/job_detail.html#task-table", table)
+    current = counts.read(job.pk)
+    return render(request, "jobs/job_detail.html", {
+        **table, "counts": current, "progress": dashboard.Progress.of(current),
+        "timeline": dashboard.timeline(job, current),
+    })
+
+
+@require_GET
+@login_required
+def job_durations(request, job_id):
+    job = get_job_or_404(job_id)
+    return render(request, "jobs/job_detail.html#durations", dashboard.durations_context(job, counts.read(job.pk)))
+
+
+@require_POST
+@login_required
+def job_action(request, job_id, action):
+    job = get_job_or_404(job_id)
+    try:
+        if action == "terminate":
+            services.terminate_job(job=job)
+            messages.success(request, f"Job {job.batch_id} terminated.")
+        elif action == "delete":
+            services.delete_job(job=job)
+            messages.success(request, f"Job {job.batch_id} is being deleted.")
+            return redirect("job-list")
+        elif action == "rerun-failed":
+            n = task_services.reactivate_failed_tasks(job=job)
+            messages.success(request, f"{n} failed task(s) of {job.batch_id} will run again.")
+        else:
+            raise Http404(action)
+    except BatchError as error:
+        messages.error(request, error.message)
+    return redirect("job-detail", job_id=job.batch_id)
+
+
+TASK_ACTIONS = {
+    "terminate": ("terminated", lambda task: task_services.terminate_task(task=task)),
+    "delete": ("deleted", lambda task: task_services.delete_task(task=task)),
+}
+
+
+@require_POST
+@login_required
+def task_action(request, job_id):
+    """Terminate, rerun or delete the tasks selected in the table; answers with the table."""
+    job = get_job_or_404(job_id)
+    action = request.POST.get("action", "")
+    pks = [int(pk) for pk in request.POST.getlist("task") if pk.isdigit()][: dashboard.PAGE_SIZE * 4]
+    try:
+        if action == "rerun":
+            n = task_services.reactivate_failed_tasks(job=job, pks=pks)
+            messages.success(request, f"{n} failed task(s) will run again."
+                             + (f" {len(pks) - n} selected were not failed." if len(pks) > n else ""))
+        elif action in TASK_ACTIONS:
+            verb, act = TASK_ACTIONS[action]
+            done, refused = 0, []
+            for task in Task.objects.filter(job=job, pk__in=pks).select_related("job"):
+                try:
+                    act(task)
+                    done += 1
+                except BatchError as error:
+                    refused.append(f"{task.batch_id}: {error.message}")
+            messages.success(request, f"{done} task(s) {verb}.")
+            for line in refused[:5]:
+                messages.warning(request, line)
+        else:
+            messages.error(request, "Choose an action.")
+    except BatchError as error:
+        messages.error(request, error.message)
+    if request.POST.get("next") == "task" and len(pks) == 1:
+        task = Task.objects.filter(job=job, pk=pks[0]).only("batch_id").first()
+        if task is not None:
+            return redirect("task-detail", job_id=job.batch_id, task_id=task.batch_id)
+    back = reverse("job-detail", args=[job.batch_id])
+    query = request.POST.get("query", "")
+    if request.htmx:
+        flt = dashboard.TaskFilter.from_query(QueryDict(query))
+        tasks, next_after = dashboard.task_page(job, flt)
+        return render(request, "jobs/job_detail.html#task-table", {
+            "job": job, "tasks": tasks, "next_after": next_after, "filter": flt,
+            "task_states": TaskState.choices, "show_messages": True,
+        })
+    return redirect(f"{back}?{query}" if query else back)
+
+
+CSV_COLUMNS = ("id", "state", "result", "exit_code", "retry_count", "requeue_count", "start_time", "end_time",
+               "run_seconds", "worker", "failure_code")
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@require_GET
+@login_required
+def task_csv(request, job_id):
+    """The task table (with its filters) as CSV, streamed in chunks: any size, bounded memory."""
+    job = get_job_or_404(job_id)
+    flt = dashboard.TaskFilter.from_query(request.GET)
+    rows = (flt.tasks(job).order_by("pk")
+            .values_list("batch_id", "state", "result", "exit_code", "retry_count", "requeue_count",
+                         "start_time", "end_time", "run_time", "node_id", "failure_info")
+            .iterator(chunk_size=2000))
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield writer.writerow(CSV_COLUMNS)
+        for (batch_id, state, result, exit_code, retries, requeues, start, end, run_time, node,
+             failure) in rows:
+            yield writer.writerow([
+                batch_id, state, result, "" if exit_code is None else exit_code, retries, requeues,
+                iso(start) if start else "", iso(end) if end else "",
+                f"{run_time.total_seconds():.3f}" if run_time is not None else "", node,
+                (failure or {}).get("code", ""),
+            ])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{job.batch_id}-tasks.csv"'
+    return response

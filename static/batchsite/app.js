@@ -1,0 +1,177 @@
+// Batchsite dashboard glue. The server renders every fragment; this file only
+// (1) tells the live socket what the page shows, (2) feeds Plotly the numbers the
+// fragments carry, and (3) keeps log viewers scrolled while they follow.
+(function () {
+  "use strict";
+  var socket = null;
+
+  function json(id) {
+    var el = document.getElementById(id);
+    return el ? JSON.parse(el.textContent) : null;
+  }
+
+  // --- the live socket ---------------------------------------------------------------
+
+  function pageState() {
+    var state = {};
+    var table = document.getElementById("task-table");
+    if (table) {
+      state.visible = Array.prototype.map.call(table.querySelectorAll("tr[data-pk]"), function (tr) {
+        return Number(tr.dataset.pk);
+      });
+    }
+    var viewers = document.querySelectorAll("pre.log[data-log]");
+    if (viewers.length) {
+      state.logs = {};
+      viewers.forEach(function (pre) { state.logs[pre.dataset.log] = logEnd(pre); });
+      var follow = document.getElementById("follow");
+      state.follow = follow ? follow.checked : true;
+    }
+    return state;
+  }
+
+  function tell() {
+    if (socket) socket.send(JSON.stringify(pageState()));
+  }
+
+  document.addEventListener("htmx:wsOpen", function (e) {
+    socket = e.detail.socketWrapper;
+    document.querySelectorAll(".live").forEach(function (el) { el.classList.add("on"); el.title = "live"; });
+    tell();
+  });
+  document.addEventListener("htmx:wsClose", function (e) {
+    socket = null;
+    document.querySelectorAll(".live").forEach(function (el) { el.classList.remove("on"); el.title = "reconnecting"; });
+    // htmx reconnects after abnormal closes; a server that restarts says "going away" (1001).
+    var code = e.detail.event && e.detail.event.code;
+    if (code === 1001 || code === 1000) {
+      setTimeout(function () { e.detail.socketWrapper.reconnect(); }, 500 + Math.random() * 1000);
+    }
+  });
+
+  // --- charts ------------------------------------------------------------------------
+
+  var plotConfig = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+  var baseLayout = {
+    margin: { l: 48, r: 12, t: 8, b: 36 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+    legend: { orientation: "h", y: -0.22 }, font: { family: "system-ui, sans-serif", size: 12 },
+    xaxis: { gridcolor: "#eaeef2" }, yaxis: { gridcolor: "#eaeef2", rangemode: "tozero" },
+  };
+  var COLORS = { active: "#8c959f", running: "#54aeff", succeeded: "#2da44e", failed: "#e5534b" };
+  var STACK = ["succeeded", "failed", "running", "active"];
+
+  function layout(extra) { return Object.assign({}, baseLayout, extra || {}); }
+
+  function drawTimeline() {
+    var el = document.getElementById("timeline-chart");
+    var data = json("timeline-data");
+    if (!el || !data || !window.Plotly) return;
+    var traces = STACK.map(function (name) {
+      return { x: data.x, y: data[name], name: name, type: "scatter", mode: "lines", stackgroup: "counts",
+               line: { width: 1, color: COLORS[name] }, fillcolor: COLORS[name] + "b0" };
+    });
+    Plotly.newPlot(el, traces, layout({ hovermode: "x unified" }), plotConfig);
+  }
+
+  function drawShare(counts) {
+    var el = document.getElementById("share-chart");
+    if (!el || !window.Plotly) return;
+    var done = counts.succeeded + counts.failed;
+    var trace = { type: "pie", hole: 0.62, sort: false, textinfo: done ? "percent" : "none",
+                  labels: ["succeeded", "failed"], values: done ? [counts.succeeded, counts.failed] : [1, 0],
+                  marker: { colors: done ? [COLORS.succeeded, COLORS.failed] : ["#eaeef2", "#eaeef2"] },
+                  hoverinfo: done ? "label+value+percent" : "none" };
+    Plotly.react(el, [trace], layout({ showlegend: true, margin: { l: 8, r: 8, t: 8, b: 8 },
+      annotations: [{ text: done ? String(done) + "<br>done" : "none<br>done", showarrow: false, font: { size: 15 } }] }),
+      plotConfig);
+  }
+
+  // A new counts fragment carries the counts it shows: one more point on the timeline.
+  function onSummary(summary) {
+    var counts = JSON.parse(summary.dataset.counts);
+    drawShare(counts);
+    var el = document.getElementById("timeline-chart");
+    if (!el || !el.data || !window.Plotly) return;
+    var at = new Date(Number(summary.dataset.at) * 1000).toISOString();
+    Plotly.extendTraces(el, {
+      x: STACK.map(function () { return [at]; }),
+      y: STACK.map(function (name) { return [counts[name]]; }),
+    }, STACK.map(function (_, i) { return i; }), 5000);
+  }
+
+  function drawDurations() {
+    var data = json("durations-data");
+    var hist = document.getElementById("histogram-chart");
+    var scatter = document.getElementById("scatter-chart");
+    if (!data || !window.Plotly) return;
+    if (hist) {
+      Plotly.react(hist, [
+        { type: "bar", x: data.histogram.labels, y: data.histogram.succeeded, name: "succeeded", marker: { color: COLORS.succeeded },
+          customdata: data.histogram.ranges, hovertemplate: "%{customdata}: %{y} succeeded<extra></extra>" },
+        { type: "bar", x: data.histogram.labels, y: data.histogram.failed, name: "failed", marker: { color: COLORS.failed },
+          customdata: data.histogram.ranges, hovertemplate: "%{customdata}: %{y} failed<extra></extra>" },
+      ], layout({ barmode: "stack", bargap: 0.05, xaxis: { tickangle: -40, automargin: true, nticks: 8 } }), plotConfig);
+    }
+    if (scatter) {
+      function trace(points, name, symbol) {
+        return { type: "scattergl", mode: "markers", name: name, x: points.map(function (p) { return p[0]; }),
+                 y: points.map(function (p) { return p[1]; }), text: points.map(function (p) { return p[2]; }),
+                 marker: { color: COLORS[name], size: 6, symbol: symbol, opacity: 0.75 },
+                 hovertemplate: "%{text}<br>%{y:.2f} s<extra></extra>" };
+      }
+      Plotly.react(scatter, [trace(data.scatter.ok, "succeeded", "circle"), trace(data.scatter.failed, "failed", "x")],
+        layout({ yaxis: { title: { text: "run time (s)" }, gridcolor: "#eaeef2", rangemode: "tozero" } }), plotConfig);
+    }
+  }
+
+  // --- log viewers ---------------------------------------------------------------------
+
+  function logEnd(pre) {
+    var parts = pre.querySelectorAll("[data-end]");
+    return parts.length ? Number(parts[parts.length - 1].dataset.end) : Number(pre.dataset.end || 0);
+  }
+
+  function following() {
+    var follow = document.getElementById("follow");
+    return !follow || follow.checked;
+  }
+
+  function scrollToEnd(pre) { pre.scrollTop = pre.scrollHeight; }
+
+  document.addEventListener("change", function (e) {
+    if (e.target.id === "follow") {
+      tell();
+      if (e.target.checked) document.querySelectorAll("pre.log").forEach(scrollToEnd);
+    }
+    if (e.target.id === "select-all") {
+      document.querySelectorAll("#task-table input[name=task]").forEach(function (box) { box.checked = e.target.checked; });
+    }
+  });
+
+  // --- wiring ----------------------------------------------------------------------------
+
+  // htmx fires oobAfterSwap on each element swapped in, and again on the earlier
+  // ones for every later swap of the same message: act once per element.
+  document.addEventListener("htmx:oobAfterSwap", function (e) {
+    var el = e.target;
+    if (!el || !el.dataset || el.dataset.seen) return;
+    el.dataset.seen = "1";
+    if (el.id === "job-summary") onSummary(el);
+    if (el.id === "durations") drawDurations();
+    var log = el.closest && el.closest("pre.log");
+    if (log && following()) scrollToEnd(log);
+  });
+
+  document.addEventListener("htmx:afterSwap", function (e) {
+    if (e.target.id === "task-table") tell();
+    if (e.target.id === "durations") drawDurations();
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    drawTimeline();
+    var summary = document.getElementById("job-summary");
+    if (summary) drawShare(JSON.parse(summary.dataset.counts));
+    drawDurations();
+    document.querySelectorAll("pre.log").forEach(scrollToEnd);
+  });
+})();

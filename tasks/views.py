@@ -1,0 +1,63 @@
+"""Dashboard pages for one task: its properties and its stdout/stderr viewers."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from batchapi.errors import BatchError
+from batchapi.ids import id_key
+from jobs.views import get_job_or_404
+
+from . import logs
+from .files import resolve
+from .models import Task
+
+
+def get_task_or_404(job, task_id: str) -> Task:
+    task = Task.objects.filter(job=job, key=id_key(task_id)).first()
+    if task is None:
+        raise Http404(f"No task {task_id!r} in job {job.batch_id!r}")
+    task.job = job
+    return task
+
+
+@require_GET
+@login_required
+def task_detail(request, job_id, task_id):
+    job = get_job_or_404(job_id)
+    task = get_task_or_404(job, task_id)
+    return render(request, "tasks/task_detail.html", {
+        "job": job, "task": task, "logs": [logs.read_before(task, name) for name in logs.LOG_NAMES],
+    })
+
+
+@require_GET
+@login_required
+def log_earlier(request, job_id, task_id, name):
+    """The chunk before `before`: what "load earlier" puts in place of its button."""
+    job = get_job_or_404(job_id)
+    task = get_task_or_404(job, task_id)
+    if name not in logs.LOG_NAMES:
+        raise Http404(name)
+    try:
+        before = int(request.GET.get("before", ""))
+    except ValueError:
+        raise Http404("before must be a byte offset") from None
+    chunk = logs.read_before(task, name, end=before)
+    return render(request, "tasks/task_detail.html#log-earlier", {"job": job, "task": task, "log": chunk})
+
+
+@require_GET
+@login_required
+def task_file(request, job_id, task_id, path):
+    """Download a file of the task directory whole (streamed by the server, never read into memory)."""
+    job = get_job_or_404(job_id)
+    task = get_task_or_404(job, task_id)
+    try:
+        target = resolve(task, path)
+    except BatchError:
+        raise Http404(path) from None
+    if not target.is_file():
+        raise Http404(path)
+    return FileResponse(open(target, "rb"), as_attachment=True, filename=target.name)
