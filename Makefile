@@ -21,6 +21,7 @@ run: install
 	@bash scripts/run.sh
 
 test: install
+	@bash scripts/ensure-chromium.sh
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 

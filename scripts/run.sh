@@ -12,6 +12,7 @@ $PY manage.py ensure_admin
 echo "  dashboard:   http://$HOST:$PORT/"
 echo "  admin:       http://$HOST:$PORT/admin/"
 echo "  Batch API:   http://$HOST:$PORT/batch  (e.g. curl -H 'Authorization: Token ...' http://$HOST:$PORT/batch/jobs)"
+echo "  demo job:    $PY manage.py demo   (in another terminal: a few hundred tasks to watch run)"
 echo "  Ctrl-C stops the server and the worker."
 echo
 
