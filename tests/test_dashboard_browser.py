@@ -1,0 +1,252 @@
+"""The live dashboard in a real browser, against a real daphne server and real worker processes.
+
+Headless Chromium (Debian's) is driven by Playwright. Each test commits its data
+(transactional tests), so daphne and the workers, separate processes, see it.
+"""
+
+import os
+import re
+import shlex
+import sys
+import time
+
+import pytest
+
+from jobs.services import create_job
+from tasks import counts
+from tasks import services as task_services
+from tasks.models import Task
+
+from .browser import CHROMIUM, CHROMIUM_ARGS, Server, browser_missing, screenshot, session_cookie
+from .conftest import worker_env
+from .helpers import add, make_job
+
+# Playwright's sync API keeps an event loop in this thread; the ORM calls of the
+# test itself are still plain synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+MISSING = browser_missing()
+pytestmark = [pytest.mark.skipif(MISSING is not None, reason=MISSING or ""),
+              pytest.mark.django_db(transaction=True)]
+
+FIELDS = ("active", "running", "completed", "succeeded", "failed")
+
+
+def py(program: str) -> str:
+    """A command line running a small Python program (no shell: the worker splits it with shlex)."""
+    return shlex.join([sys.executable, "-u", "-c", program])
+
+
+@pytest.fixture(scope="module")
+def shared_node_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("nodes")
+
+
+@pytest.fixture(autouse=True)
+def node_root(shared_node_root, settings):
+    """The server, the workers and the test read and write the same task directories."""
+    settings.BATCHSITE_NODE_ROOT = shared_node_root
+    return shared_node_root
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup, django_db_blocker, shared_node_root, tmp_path_factory):
+    with django_db_blocker.unblock():
+        env = worker_env(BATCHSITE_NODE_ROOT=str(shared_node_root), BATCHSITE_LOG_LEVEL="WARNING")
+    live = Server(env, tmp_path_factory.mktemp("daphne") / "daphne.log")
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(chromium, server):
+    """A page of a fresh browser context, logged in as `user` (or anonymous when None)."""
+    contexts = []
+
+    def open_(user, path: str, width: int = 1280):
+        context = chromium.new_context(viewport={"width": width, "height": 900})
+        contexts.append(context)
+        if user is not None:
+            context.add_cookies([session_cookie(user, server.url)])
+        page = context.new_page()
+        page.goto(server.url + path)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def wait_live(page):
+    """Until the page's socket is open (the indicator in the header turns green)."""
+    page.wait_for_selector("#live.on", timeout=15_000)
+    page.evaluate("window.__notReloaded = true")
+
+
+def dom_counts(page) -> dict:
+    return {k: int(page.inner_text(f"#count-{k}")) for k in FIELDS}
+
+
+def test_the_job_page_follows_a_job_to_its_end_without_a_reload(open_page, owner, start_worker):
+    job = make_job("live-job", display_name="forty-five short tasks")
+    add(job, *[f"ok-{i:02d}" for i in range(40)], command=py("import time; time.sleep(0.15)"))
+    add(job, *[f"bad-{i}" for i in range(5)], command=py("import sys; sys.exit(3)"))
+    page = open_page(owner, "/jobs/live-job/")
+    wait_live(page)
+    assert dom_counts(page) == {"active": 45, "running": 0, "completed": 0, "succeeded": 0, "failed": 0}
+
+    start_worker("--slots", "2", "--poll", "0.1", "--name", "browser-worker")
+    seen = set()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        now = dom_counts(page)
+        seen.add(now["completed"])
+        if now["completed"] == 45:
+            break
+        time.sleep(0.05)
+    # The counts moved on screen step by step, not once at the end.
+    assert len(seen) >= 4, seen
+    assert page.evaluate("window.__notReloaded") is True
+    page.wait_for_function("document.getElementById('count-completed').textContent.trim() === '45'")
+    time.sleep(0.5)  # a last update may be on its way; the final one must equal the stored counts
+    assert dom_counts(page) == counts.read(job.pk).as_dict() == counts.actual(job.pk).as_dict()
+    assert dom_counts(page)["failed"] == 5
+
+    width = page.evaluate("parseFloat(document.querySelector('#job-summary .p-ok').style.width)")
+    assert 85 <= width <= 90  # 40 of 45 succeeded
+    points = page.evaluate("document.getElementById('timeline-chart').data[0].x.length")
+    assert points >= 4
+    page.wait_for_selector("#histogram-chart .main-svg")
+    page.wait_for_function("document.getElementById('histogram-chart').data[0].y.reduce((a, b) => a + b, 0) > 0",
+                           timeout=15_000)
+    assert "failed" in page.inner_text("#task-table")
+    screenshot(page, "job-page")
+    phone = open_page(owner, "/jobs/live-job/", width=390)
+    wait_live(phone)
+    screenshot(phone, "job-page-phone")
+
+
+def test_the_jobs_list_shows_progress_and_new_jobs_appear_by_themselves(open_page, owner):
+    etl = make_job("etl-2026-11-20", display_name="Nightly ETL")
+    add(etl, *[f"part-{i}" for i in range(30)])
+    done = task_services.claim_tasks(node_id="render-node-1", limit=30)
+    task_services.finish_tasks([task_services.RunEnd(t, t.attempt, 0) for t in done])
+    nightly = make_job("nightly-render", display_name="Render frames 1-120", priority=100)
+    add(nightly, *[f"frame-{i:03d}" for i in range(120)])
+    claimed = task_services.claim_tasks(node_id="render-node-1", limit=70)
+    task_services.finish_tasks([task_services.RunEnd(t, t.attempt, 0 if i % 12 else 1)
+                                for i, t in enumerate(claimed[:62])])
+    make_job("queued-analysis", priority=-10)
+
+    page = open_page(owner, "/")
+    wait_live(page)
+    assert page.locator("#job-table tbody tr").count() == 3
+    row = page.inner_text("#job-table tr:has-text('nightly-render')")
+    assert "active" in row and "50" in row  # 50 still active
+
+    job = create_job(spec={"batch_id": "arrives-later"})
+    add(job, "a", "b")
+    page.wait_for_selector("#job-table tr:has-text('arrives-later')", timeout=10_000)
+    assert page.evaluate("window.__notReloaded") is True
+    screenshot(page, "jobs-list")
+
+
+def test_the_stdout_viewer_shows_lines_as_they_are_printed(open_page, owner, start_worker):
+    job = make_job("logs")
+    program = ("import time\n"
+               "for i in range(50):\n"
+               "    print(f'line {i:03d} of the running task', flush=True)\n"
+               "    time.sleep(0.1)\n")
+    (task,) = add(job, "chatty", command=py(program))
+    start_worker("--slots", "1", "--poll", "0.1", "--name", "log-worker")
+    deadline = time.monotonic() + 30
+    while Task.objects.get(pk=task.pk).state != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+
+    page = open_page(owner, "/jobs/logs/tasks/chatty/")
+    wait_live(page)
+    first = page.inner_text("#stdout-body")
+    assert "line 049" not in first
+    page.wait_for_function("document.getElementById('stdout-body').textContent.includes('line 049')",
+                           timeout=30_000)
+    text = page.inner_text("#stdout-body")
+    lines = [line for line in text.splitlines() if line.startswith("line ")]
+    assert lines == [f"line {i:03d} of the running task" for i in range(50)]  # each once, in order
+    assert page.evaluate("window.__notReloaded") is True
+    page.wait_for_function("document.querySelector('#task-summary .badge').textContent.trim() === 'succeeded'",
+                           timeout=15_000)
+    screenshot(page, "task-page")
+
+
+def test_rerunning_a_failed_task_from_the_page_changes_its_state_live(open_page, owner, start_worker):
+    job = make_job("rerun")
+    flaky = ("import os, sys\n"
+             "first = not os.path.exists('ran-before')\n"
+             "open('ran-before', 'w').close()\n"
+             "sys.exit(7 if first else 0)\n")
+    (task,) = add(job, "flaky", command=py(flaky))
+    start_worker("--slots", "1", "--poll", "0.1", "--name", "rerun-worker")
+    page = open_page(owner, "/jobs/rerun/")
+    wait_live(page)
+    row = f"#task-{task.pk}"
+    page.wait_for_function(f"document.querySelector('{row}').textContent.includes('failed')", timeout=30_000)
+    assert "7" in page.inner_text(row)
+
+    page.check(f"#select-{task.pk}")
+    page.click("button[name=action][value=rerun]")
+    page.wait_for_function(f"document.querySelector('{row}').textContent.includes('succeeded')", timeout=30_000)
+    assert page.evaluate("window.__notReloaded") is True
+    assert re.search(r"1 failed task\(s\) will run again", page.inner_text("#messages"))
+    page.wait_for_function("document.getElementById('count-succeeded').textContent.trim() === '1'")
+    assert Task.objects.get(pk=task.pk).result == "success"
+
+
+def test_an_anonymous_browser_is_sent_to_log_in_and_its_socket_is_refused(open_page, owner):
+    make_job("secret-job")
+    page = open_page(None, "/jobs/secret-job/")
+    assert "/accounts/login/" in page.url
+    assert page.locator("#job-summary").count() == 0 and page.locator("#id_password").count() == 1
+    outcome = page.evaluate("""() => new Promise(resolve => {
+        const ws = new WebSocket(`ws://${location.host}/ws/jobs/secret-job/`);
+        ws.onopen = () => resolve('open');
+        ws.onclose = (e) => resolve('closed ' + e.code);
+    })""")
+    assert outcome.startswith("closed"), outcome
+
+    page.fill("#id_username", "owner")
+    page.fill("#id_password", "owner-password-1")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/jobs/secret-job/")
+    wait_live(page)
+    assert "secret-job" in page.inner_text("h1")
+
+
+def test_a_page_catches_up_by_itself_after_the_server_restarts(open_page, owner, server):
+    job = make_job("restart")
+    a, b, c = add(job, "a", "b", "c")
+    page = open_page(owner, "/jobs/restart/")
+    wait_live(page)
+    server.stop()
+    page.wait_for_selector("#live:not(.on)", timeout=10_000)
+    # Changes made while the page has no socket...
+    task_services.terminate_task(task=a)
+    task_services.claim_tasks(node_id="elsewhere", limit=1)
+    server.start()
+    # ...are on screen once it reconnects, without a reload.
+    page.wait_for_selector("#live.on", timeout=30_000)
+    page.wait_for_function("document.getElementById('count-failed').textContent.trim() === '1'", timeout=10_000)
+    assert dom_counts(page) == counts.read(job.pk).as_dict() == {
+        "active": 1, "running": 1, "completed": 1, "succeeded": 0, "failed": 1}
+    page.wait_for_function(f"document.querySelector('#task-{a.pk}').textContent.includes('TaskEnded')")
+    assert page.evaluate("window.__notReloaded") is True
