@@ -11,6 +11,8 @@ urlpatterns = [
     path("jobs", jobs_api.JobListView.as_view(), name="batch-jobs"),
     path("jobs/<str:job_id>", jobs_api.JobDetailView.as_view(), name="batch-job"),
     path("jobs/<str:job_id>/terminate", jobs_api.JobTerminateView.as_view()),
+    path("jobs/<str:job_id>/disable", jobs_api.JobDisableView.as_view()),
+    path("jobs/<str:job_id>/enable", jobs_api.JobEnableView.as_view()),
     path("jobs/<str:job_id>/taskcounts", jobs_api.JobTaskCountsView.as_view()),
     path("jobs/<str:job_id>/tasks", tasks_api.TaskListView.as_view(), name="batch-tasks"),
     path("jobs/<str:job_id>/addtaskcollection", tasks_api.AddTaskCollectionView.as_view()),

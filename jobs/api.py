@@ -1,9 +1,9 @@
-"""Azure Batch job operations: /jobs, /jobs/{jobId}, terminate, taskcounts."""
+"""Azure Batch job operations: /jobs, /jobs/{jobId}, terminate, disable, enable, taskcounts."""
 
 from rest_framework import status
 from rest_framework.response import Response
 
-from batchapi.errors import job_not_found
+from batchapi.errors import invalid_property, job_not_found, missing_property
 from batchapi.fields import validate_body
 from batchapi.ids import id_key
 from batchapi.odata import parse_filter, parse_select
@@ -71,6 +71,26 @@ class JobTerminateView(BatchView):
         reason = str(body.get("terminateReason") or "")[:256]
         job = get_job(job_id)
         services.terminate_job(job=job, reason=reason)
+        return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
+
+
+class JobDisableView(BatchView):
+    def post(self, request, job_id):
+        body = request.data if isinstance(request.data, dict) else {}
+        disable_tasks = body.get("disableTasks")
+        if disable_tasks is None:
+            raise missing_property("disableTasks")
+        if str(disable_tasks).lower() not in ("requeue", "terminate", "wait"):
+            raise invalid_property("disableTasks", "one of requeue, terminate, wait", disable_tasks)
+        job = get_job(job_id)
+        services.disable_job(job=job, disable_tasks=str(disable_tasks).lower())
+        return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
+
+
+class JobEnableView(BatchView):
+    def post(self, request, job_id):
+        job = get_job(job_id)
+        services.enable_job(job=job)
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
 
 

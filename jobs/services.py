@@ -4,7 +4,7 @@ import logging
 import shutil
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from batchapi.errors import BatchError, job_not_found
@@ -13,7 +13,7 @@ from tasks import counts
 from tasks.files import job_dir
 
 from . import events
-from .models import Job, JobState
+from .models import Job, JobState, OnAllTasksComplete
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ def create_job(*, spec: dict) -> Job:
             )
             counts.create_shards(job)
             events.job_changed(job.pk)
+            settle_job(job)  # onAllTasksComplete terminatejob: no tasks counts as all complete
     except IntegrityError:
         if Job.objects.filter(key=id_key(spec["batch_id"])).exists():
             raise job_exists(spec["batch_id"]) from None
@@ -88,6 +89,7 @@ def update_job(*, job: Job, changes: dict, replace: bool = False) -> Job:
         values["last_modified"] = timezone.now()
         Job.objects.filter(pk=job.pk).update(**values)
         events.job_changed(job.pk)
+        settle_job(job)
     job.refresh_from_db()
     return job
 
@@ -118,6 +120,89 @@ def terminate_job(*, job: Job, reason: str = "") -> None:
         _move(job, JobState.COMPLETED, from_states=(JobState.TERMINATING,),
               end_time=timezone.now(), terminate_reason=reason or "UserTerminate")
     job.refresh_from_db()
+
+
+def disable_job(*, job: Job, disable_tasks: str) -> None:
+    """Disable Job: no new task is scheduled; the running ones are requeued, terminated or waited for.
+
+    The job is `disabling` while running tasks remain (only `wait` leaves any) and
+    becomes `disabled` when the last ends (`settle_job`).
+    """
+    from tasks.services import requeue_running_tasks_of_job, terminate_running_tasks_of_job
+
+    if disable_tasks not in ("requeue", "terminate", "wait"):
+        raise ValueError(disable_tasks)
+    with transaction.atomic():
+        if not _move(job, JobState.DISABLING, from_states=(JobState.ACTIVE,)):
+            state = Job.objects.get(pk=job.pk).state
+            check_job_open(state)
+            raise BatchError("JobNotActive", "The specified job is not in the active state.", 409)
+        if disable_tasks == "requeue":
+            requeue_running_tasks_of_job(job=job)
+        elif disable_tasks == "terminate":
+            terminate_running_tasks_of_job(job=job)
+        settle_job(job)
+    job.refresh_from_db()
+
+
+def enable_job(*, job: Job) -> None:
+    """Enable Job: a disabled job passes through `enabling` and is active again.
+
+    There is nothing to wait for (no task ran while it was disabled), so both
+    moves happen in one transaction. The Batch docs name no error code for
+    enabling a job that is not disabled; we answer 409 JobNotDisabled.
+    """
+    with transaction.atomic():
+        if not _move(job, JobState.ENABLING, from_states=(JobState.DISABLED, JobState.DISABLING)):
+            state = Job.objects.get(pk=job.pk).state
+            check_job_open(state)
+            raise BatchError("JobNotDisabled", "The specified job is not disabled.", 409)
+        _move(job, JobState.ACTIVE, from_states=(JobState.ENABLING,))
+        settle_job(job)
+    job.refresh_from_db()
+
+
+def settle_job(job: Job) -> None:
+    """Resolve what the job's task counts now allow, in the caller's transaction.
+
+    - `disabling` becomes `disabled` once no task runs;
+    - with onAllTasksComplete terminatejob, an open job whose tasks are all
+      completed terminates (AllTasksComplete). A job with no tasks counts as all
+      complete, as the Batch docs say.
+
+    Called after every change of a job's tasks; worker housekeeping calls it for
+    open jobs too, so a race between two transactions (each seeing the other's
+    task still running) cannot leave a job unresolved.
+    """
+    row = Job.objects.filter(pk=job.pk).values("state", "on_all_tasks_complete").first()
+    if row is None or row["state"] not in OPEN_STATES:
+        return
+    now = counts.read(job.pk)
+    if row["state"] == JobState.DISABLING and now.running == 0:
+        _move(job, JobState.DISABLED, from_states=(JobState.DISABLING,))
+    if row["on_all_tasks_complete"] == OnAllTasksComplete.TERMINATE_JOB and now.active == 0 and now.running == 0:
+        terminate_job(job=job, reason="AllTasksComplete")
+
+
+def settle_jobs() -> int:
+    """Housekeeping: settle open jobs that may be due, and end jobs past their maxWallClockTime."""
+    due = Job.objects.filter(state__in=OPEN_STATES).filter(
+        Q(state=JobState.DISABLING) | Q(on_all_tasks_complete=OnAllTasksComplete.TERMINATE_JOB))
+    settled = 0
+    for job in due.only("pk", "batch_id")[:100]:
+        with transaction.atomic():
+            settle_job(job)
+        settled += 1
+    now = timezone.now()
+    limited = Job.objects.filter(state__in=OPEN_STATES, max_wall_clock_time__isnull=False)
+    for job in limited.only("pk", "batch_id", "start_time", "max_wall_clock_time"):
+        if job.start_time + job.max_wall_clock_time <= now:
+            try:
+                terminate_job(job=job, reason="MaxWallClockTimeExpiry")
+            except BatchError:
+                pass  # it ended meanwhile
+            settled += 1
+    return settled
 
 
 def delete_job(*, job: Job) -> None:

@@ -50,6 +50,18 @@ class Task(models.Model):
     authentication_token_settings = models.JSONField(null=True, blank=True)
     required_slots = models.IntegerField(default=1)
 
+    # Dependencies (tasks.dependencies): the tasks of a job with the same dependsOn
+    # share a group; `waiting` is true while some parent of the group is not done.
+    # A waiting task is active (Batch counts it so) but never claimed.
+    dependency_group = models.ForeignKey("DependencyGroup", null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="tasks")
+    waiting = models.BooleanField(default=False, db_default=False)  # db_default: bulk SQL inserts
+    # The id as an integer, for the taskIdRanges that name it; null for other ids.
+    int_id = models.BigIntegerField(null=True, blank=True)
+    # Set while this task's completion counts as done for its dependents
+    # (dependencyAction satisfy), so a reactivation or delete can take it back.
+    satisfies_dependents = models.BooleanField(default=False, db_default=False)
+
     state = models.CharField(max_length=16, choices=TaskState.choices, default=TaskState.ACTIVE)
     state_transition_time = models.DateTimeField()
     previous_state = models.CharField(max_length=16, choices=TaskState.choices, blank=True, default="")
@@ -83,8 +95,14 @@ class Task(models.Model):
             models.UniqueConstraint(fields=["job", "key"], name="task_key_unique_in_job"),
         ]
         indexes = [
-            # Claiming: the oldest active tasks of one job.
-            models.Index(fields=["job", "id"], name="task_active_in_job", condition=Q(state="active")),
+            # Claiming: the oldest runnable tasks of one job. Tasks waiting for their
+            # parents are not in it, so 100,000 of them cost a claim nothing.
+            models.Index(fields=["job", "id"], name="task_runnable_in_job",
+                         condition=Q(state="active", waiting=False)),
+            # Releasing a group whose parents are all done.
+            models.Index(fields=["dependency_group"], name="task_waiting_in_group", condition=Q(waiting=True)),
+            # The parents of a new group that are done already, by integer id range.
+            models.Index(fields=["job", "int_id"], name="task_int_id", condition=Q(int_id__isnull=False)),
             # Task lists filtered by state, in creation order (keyset paging on id).
             models.Index(fields=["job", "state", "id"], name="task_job_state"),
             # Requeueing the running tasks of a dead worker.
@@ -102,6 +120,50 @@ class Task(models.Model):
     @property
     def etag(self) -> str:
         return etag_for(self.last_modified)
+
+
+class DependencyGroup(models.Model):
+    """What a set of tasks waits for: the tasks of a job whose dependsOn is the same.
+
+    `needed` is the number of parent ids (explicit ids and every id of each range,
+    overlaps counted once); `satisfied` how many of them completed with
+    dependencyAction satisfy. The group's tasks may run when the two are equal.
+    Sharing one group is what keeps 100,000 tasks on one range cheap: a parent's
+    completion moves one counter, not 100,000.
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dependency_groups")
+    signature = models.CharField(max_length=64)  # sha256 of the normalised dependsOn
+    needed = models.BigIntegerField()
+    satisfied = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "signature"], name="dependency_group_unique"),
+        ]
+
+
+class DependencyEdge(models.Model):
+    """An explicit parent id of a group: found by (job, parent key) when the parent completes."""
+
+    group = models.ForeignKey(DependencyGroup, on_delete=models.CASCADE, related_name="edges")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
+    parent_key = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "parent_key"], name="dependency_edge_parent")]
+
+
+class DependencyRange(models.Model):
+    """A taskIdRanges entry of a group (inclusive), found by the parent's integer id."""
+
+    group = models.ForeignKey(DependencyGroup, on_delete=models.CASCADE, related_name="ranges")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
+    start = models.BigIntegerField()
+    end = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "start", "end"], name="dependency_range_start")]
 
 
 class TaskCountShard(models.Model):

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from jobs.services import purge_deleted_jobs
+from jobs.services import purge_deleted_jobs, settle_jobs
 
 from . import counts, services
 from .files import task_dir, working_dir
@@ -291,6 +291,7 @@ class WorkerLoop:
     def housekeeping(self) -> None:
         requeue_dead_workers()
         services.end_runs_of_ended_jobs()
+        settle_jobs()  # wall clocks, and what a race between two finishing workers left unresolved
         counts.thin_samples()
         # Deleted jobs go in chunks for at most half a second a heartbeat, so a
         # million-task delete neither blocks this worker nor takes for ever.

@@ -20,7 +20,7 @@ def test_a_job_is_added_and_read_back_in_the_wire_format(api):
     response = api.post("/batch/jobs?api-version=2025-06-01", {
         "id": "Render-42", "displayName": "Render", "priority": "100",
         "constraints": {"maxWallClockTime": "PT2H", "maxTaskRetryCount": 3},
-        "poolInfo": {"poolId": "local"}, "onAllTasksComplete": "TerminateJob",
+        "poolInfo": {"poolId": "local"}, "onTaskFailure": "PerformExitOptionsJobAction",
         "metadata": [{"name": "owner", "value": "ana"}],
     }, format="json")
     assert response.status_code == 201
@@ -35,7 +35,7 @@ def test_a_job_is_added_and_read_back_in_the_wire_format(api):
     assert job["priority"] == 100
     assert job["state"] == "active"
     assert job["constraints"] == {"maxWallClockTime": "PT2H", "maxTaskRetryCount": 3}
-    assert job["onAllTasksComplete"] == "terminatejob"
+    assert job["onTaskFailure"] == "performexitoptionsjobaction"  # enum values ignore case
     assert job["eTag"] == response["ETag"]
     assert job["creationTime"].endswith("Z")
     assert job["executionInfo"]["poolId"] == "local"
@@ -101,7 +101,8 @@ def test_job_lists_page_with_a_next_link_that_carries_the_filter(api):
 
 
 def test_a_task_is_added_and_read_back(api):
-    api.post("/batch/jobs", {"id": "j", "constraints": {"maxTaskRetryCount": 4}}, format="json")
+    api.post("/batch/jobs", {"id": "j", "constraints": {"maxTaskRetryCount": 4}, "usesTaskDependencies": True},
+             format="json")
     response = api.post("/batch/jobs/j/tasks", {
         "id": "Frame-1", "commandLine": "render --frame 1",
         "environmentSettings": [{"name": "FRAME", "value": "1"}],
