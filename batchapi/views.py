@@ -7,6 +7,7 @@ from django.conf import settings
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import conditional
 from .errors import BatchError, invalid_query
 from .wire import rfc1123
 
@@ -30,6 +31,18 @@ class BatchView(APIView):
     def base_url(self) -> str:
         """The account endpoint as the client called it, e.g. http://127.0.0.1:8000/batch."""
         return self.request.build_absolute_uri("/batch").rstrip("/")
+
+    def unchanged(self, obj, *, read: bool = True) -> bool:
+        """Check the request's conditional headers against `obj` (a job or task).
+
+        True when a read should answer 304; a failed condition raises 412.
+        Writes call this before changing anything.
+        """
+        return conditional.evaluate(self.request.headers, etag=obj.etag, last_modified=obj.last_modified, read=read)
+
+    @staticmethod
+    def not_modified(obj) -> Response:
+        return BatchView.entity_headers(Response(status=304), obj)
 
     @staticmethod
     def entity_headers(response: Response, obj, *, location: str | None = None) -> Response:

@@ -47,6 +47,8 @@ class JobDetailView(BatchView):
     def get(self, request, job_id):
         select = parse_select(request.query_params.get("$select"), set(PROPERTIES))
         job = get_job(job_id, only=columns(select))
+        if self.unchanged(job):
+            return self.not_modified(job)
         return self.entity_headers(Response(job_to_wire(job, base=self.base_url(), select=select)), job)
 
     def patch(self, request, job_id):
@@ -57,11 +59,15 @@ class JobDetailView(BatchView):
 
     def _update(self, request, job_id, *, replace):
         data = validate_body(JobUpdateSerializer, request.data)
-        job = services.update_job(job=get_job(job_id), changes=job_fields(data), replace=replace)
+        job = get_job(job_id)
+        self.unchanged(job, read=False)
+        job = services.update_job(job=job, changes=job_fields(data), replace=replace)
         return self.entity_headers(Response(status=status.HTTP_200_OK), job)
 
     def delete(self, request, job_id):
-        services.delete_job(job=get_job(job_id))
+        job = get_job(job_id)
+        self.unchanged(job, read=False)
+        services.delete_job(job=job)
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
@@ -70,6 +76,7 @@ class JobTerminateView(BatchView):
         body = request.data if isinstance(request.data, dict) else {}
         reason = str(body.get("terminateReason") or "")[:256]
         job = get_job(job_id)
+        self.unchanged(job, read=False)
         services.terminate_job(job=job, reason=reason)
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
 
@@ -83,6 +90,7 @@ class JobDisableView(BatchView):
         if str(disable_tasks).lower() not in ("requeue", "terminate", "wait"):
             raise invalid_property("disableTasks", "one of requeue, terminate, wait", disable_tasks)
         job = get_job(job_id)
+        self.unchanged(job, read=False)
         services.disable_job(job=job, disable_tasks=str(disable_tasks).lower())
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
 
@@ -90,6 +98,7 @@ class JobDisableView(BatchView):
 class JobEnableView(BatchView):
     def post(self, request, job_id):
         job = get_job(job_id)
+        self.unchanged(job, read=False)
         services.enable_job(job=job)
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
 

@@ -117,12 +117,15 @@ class TaskDetailView(BatchView):
         job = get_job(job_id, only=JOB_COLUMNS)
         select = parse_select(request.query_params.get("$select"), set(PROPERTIES))
         task = get_task(job, task_id, only=columns(select))
+        if self.unchanged(task):
+            return self.not_modified(task)
         wire = task_to_wire(task, ctx=context(job, self.base_url()), select=select)
         return self.entity_headers(Response(wire), task)
 
     def put(self, request, job_id, task_id):
         data = validate_body(TaskUpdateSerializer, request.data)
         task = get_task(get_job(job_id), task_id)
+        self.unchanged(task, read=False)
         limits = {"max_wall_clock_time": None, "max_task_retry_count": None, "retention_time": None,
                   **constraint_fields(data.get("constraints", {}))}
         services.update_task_constraints(task=task, **limits)
@@ -130,7 +133,9 @@ class TaskDetailView(BatchView):
         return self.entity_headers(Response(status=status.HTTP_200_OK), task)
 
     def delete(self, request, job_id, task_id):
-        services.delete_task(task=get_task(get_job(job_id), task_id))
+        task = get_task(get_job(job_id), task_id)
+        self.unchanged(task, read=False)
+        services.delete_task(task=task)
         return Response(status=status.HTTP_200_OK)
 
 
@@ -141,6 +146,7 @@ class TaskActionView(BatchView):
 
     def post(self, request, job_id, task_id):
         task = get_task(get_job(job_id), task_id)
+        self.unchanged(task, read=False)
         type(self).action(task=task)
         task.refresh_from_db(fields=["last_modified"])
         return self.entity_headers(Response(status=status.HTTP_204_NO_CONTENT), task)
