@@ -76,7 +76,7 @@ class MetadataItemSerializer(NameValueSerializer):
     value = serializers.CharField(allow_blank=True)
 
 
-def validate_body(serializer_class, data, *, partial: bool = False) -> dict:
+def validate_body(serializer_class, data, *, partial: bool = False, name: str = "") -> dict:
     """Validate a request body; a Batch error naming the first bad property otherwise.
 
     Unknown properties are refused too: a misspelt `maxTaskRetryCount` must not be
@@ -86,12 +86,14 @@ def validate_body(serializer_class, data, *, partial: bool = False) -> dict:
         raise BatchError("InvalidRequestBody", "The specified Request Body is not syntactically valid.", 400,
                          {"Reason": "the body must be a JSON object"})
     serializer = serializer_class(data=data, partial=partial)
+    prefix = f"{name}." if name else ""
     unknown = [key for key in data if key not in serializer.fields and key != "odata.metadata"]
     if unknown:
         raise BatchError("InvalidRequestBody", "The specified Request Body is not syntactically valid.", 400,
-                         {"PropertyName": unknown[0], "Reason": f"{unknown[0]} is not a property of this resource"})
+                         {"PropertyName": prefix + unknown[0],
+                          "Reason": f"{unknown[0]} is not a property of this resource"})
     if not serializer.is_valid():
-        raise error_from(serializer.errors, data)
+        raise error_from(serializer.errors, data, parent=name)
     return serializer.validated_data
 
 

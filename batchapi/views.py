@@ -9,6 +9,8 @@ from rest_framework.views import APIView
 
 from . import conditional
 from .errors import BatchError, invalid_query
+from .ids import id_key
+from .task_tokens import TaskScope
 from .wire import rfc1123
 
 JSON_CONTENT_TYPE = "application/json; odata=minimalmetadata"
@@ -16,6 +18,18 @@ JSON_CONTENT_TYPE = "application/json; odata=minimalmetadata"
 
 class BatchView(APIView):
     """An Azure Batch REST operation."""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        scope = request.auth
+        if isinstance(scope, TaskScope):
+            # A task's token reaches its own job and nothing else.
+            from jobs.models import Job
+
+            job_id = kwargs.get("job_id")
+            if job_id is None or not Job.objects.filter(pk=scope.job_pk, key=id_key(job_id)).exists():
+                raise BatchError("AuthorizationFailure", "This request is not authorized to perform this operation.",
+                                 403)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -184,6 +184,7 @@ REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes anonymous calls a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
+        "batchapi.task_tokens.TaskTokenAuthentication",  # AZ_BATCH_AUTHENTICATION_TOKEN
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -201,6 +202,8 @@ REST_FRAMEWORK = {
 # API reads from here too, so web and workers must share it.
 BATCHSITE_NODE_ROOT = Path(env_str("BATCHSITE_NODE_ROOT", str(DATA_DIR / "nodes")))
 # A worker whose heartbeat is older than this is dead; its tasks are requeued.
+# The account endpoint tasks are told (AZ_BATCH_ACCOUNT_URL) to call back with their token.
+BATCHSITE_ACCOUNT_URL = env_str("BATCHSITE_ACCOUNT_URL", "http://127.0.0.1:8000/batch")
 BATCHSITE_HEARTBEAT_SECONDS = env_int("BATCHSITE_HEARTBEAT_SECONDS", 5)
 BATCHSITE_WORKER_TIMEOUT = timedelta(seconds=env_int("BATCHSITE_WORKER_TIMEOUT_SECONDS", 30))
 # Rows of task counts per job: workers finishing tasks of one job at once spread

@@ -7,13 +7,16 @@ from batchapi.fields import (
     EnumField,
     EnvironmentSettingSerializer,
     IntField,
+    JSONListField,
     JSONObjectField,
     MetadataItemSerializer,
     StrictBooleanField,
     WireDurationField,
+    validate_body,
 )
 from batchapi.odata import Prop
 from batchapi.wire import drop_none, duration, iso
+from tasks.serializers import TaskConstraintsSerializer
 
 from .models import Job, JobState, OnAllTasksComplete, OnTaskFailure
 
@@ -45,6 +48,26 @@ class JobUpdateSerializer(serializers.Serializer):
         return value
 
 
+class JobManagerTaskSerializer(serializers.Serializer):
+    """jobManagerTask: checked here, stored as sent (Add Job creates the task from it)."""
+
+    id = BatchIdField()
+    displayName = serializers.CharField(max_length=1024, required=False, allow_blank=True)
+    commandLine = serializers.CharField(max_length=8192, trim_whitespace=False)
+    environmentSettings = EnvironmentSettingSerializer(many=True, required=False)
+    constraints = TaskConstraintsSerializer(required=False)
+    resourceFiles = JSONListField(required=False)
+    outputFiles = JSONListField(required=False)
+    killJobOnCompletion = StrictBooleanField(required=False)
+    runExclusive = StrictBooleanField(required=False)
+    allowLowPriorityNode = StrictBooleanField(required=False)
+    requiredSlots = IntField(required=False, min_value=1)
+    userIdentity = JSONObjectField(required=False)
+    containerSettings = JSONObjectField(required=False)
+    applicationPackageReferences = JSONListField(required=False)
+    authenticationTokenSettings = JSONObjectField(required=False)
+
+
 class JobAddSerializer(JobUpdateSerializer):
     id = BatchIdField()
     displayName = serializers.CharField(max_length=1024, required=False, allow_blank=True)
@@ -55,6 +78,10 @@ class JobAddSerializer(JobUpdateSerializer):
     jobPreparationTask = JSONObjectField(required=False)
     jobReleaseTask = JSONObjectField(required=False)
     networkConfiguration = JSONObjectField(required=False)
+
+    def validate_jobManagerTask(self, value):
+        validate_body(JobManagerTaskSerializer, value, name="jobManagerTask")
+        return value
 
 
 # wire name -> model field, for the properties that map one to one.

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from batchapi.errors import BatchError, job_not_found
 from batchapi.ids import id_key
+from batchapi.wire import parse_wire_duration
 from tasks import counts
 from tasks.files import job_dir
 
@@ -44,6 +45,8 @@ def create_job(*, spec: dict) -> Job:
                 start_time=now, creation_time=now, last_modified=now, **spec,
             )
             counts.create_shards(job)
+            if job.job_manager_task:
+                _add_job_manager(job)
             events.job_changed(job.pk)
             settle_job(job)  # onAllTasksComplete terminatejob: no tasks counts as all complete
     except IntegrityError:
@@ -51,6 +54,34 @@ def create_job(*, spec: dict) -> Job:
             raise job_exists(spec["batch_id"]) from None
         raise
     return job
+
+
+def _add_job_manager(job: Job) -> None:
+    """The job manager is a task of its job, added with it so that it is the first to run.
+
+    Tasks are claimed oldest first, so it starts before any task it adds.
+    """
+    from tasks.models import TaskKind
+    from tasks.services import add_task
+
+    spec = job.job_manager_task
+    constraints = spec.get("constraints") or {}
+    add_task(job=job, spec={
+        "batch_id": spec["id"], "kind": TaskKind.JOB_MANAGER,
+        "display_name": spec.get("displayName", ""), "command_line": spec["commandLine"],
+        "environment_settings": spec.get("environmentSettings") or [],
+        "max_wall_clock_time": _duration(constraints.get("maxWallClockTime")),
+        "max_task_retry_count": (int(constraints["maxTaskRetryCount"])
+                                 if constraints.get("maxTaskRetryCount") is not None else None),
+        "retention_time": _duration(constraints.get("retentionTime")),
+        "resource_files": spec.get("resourceFiles") or [], "output_files": spec.get("outputFiles") or [],
+        "authentication_token_settings": spec.get("authenticationTokenSettings"),
+        "required_slots": spec.get("requiredSlots", 1),
+    })
+
+
+def _duration(text):
+    return parse_wire_duration(text) if text else None  # validated by the Add Job body already
 
 
 # States in which a job takes new tasks and changes.

@@ -9,12 +9,14 @@ from batchapi.ids import id_key
 from jobs.admin_actions import service_action
 from jobs.services import check_job_open
 
-from . import services
+from . import dependencies, exits, services
 from .models import Task, Worker
 
 EXECUTION_FIELDS = ("state", "state_transition_time", "previous_state", "start_time", "end_time", "exit_code",
                     "result", "failure_info", "retry_count", "last_retry_time", "requeue_count",
                     "last_requeue_time", "node_id", "attempt", "creation_time", "last_modified")
+# Bookkeeping the services keep (dependency resolution, the task's kind): never edited by hand.
+INTERNAL_FIELDS = ("key", "kind", "dependency_group", "waiting", "int_id", "satisfies_dependents")
 # Fields an operator may change on an existing task: Batch's Update Task (constraints only).
 CONSTRAINT_FIELDS = ("max_wall_clock_time", "max_task_retry_count", "retention_time")
 
@@ -38,6 +40,12 @@ class TaskForm(forms.ModelForm):
                 check_job_open(job.state)
             except BatchError as error:
                 self.add_error("job", error.message)
+            try:  # what Add Task would refuse, shown on the form rather than as a server error
+                dependencies.refuse_without_flag(job, data.get("depends_on"))
+                dependencies.normalise(data.get("depends_on"))
+                exits.validate(data.get("exit_conditions"), on_task_failure=job.on_task_failure)
+            except BatchError as error:
+                self.add_error(None, error.message)
         return data
 
 
@@ -60,10 +68,11 @@ class TaskAdmin(admin.ModelAdmin):
         if obj is None:
             return EXECUTION_FIELDS
         editable = set(CONSTRAINT_FIELDS)
-        return [f.name for f in Task._meta.fields if f.name not in editable and f.name != "id"]
+        return [f.name for f in Task._meta.fields
+                if f.name not in editable and f.name != "id" and f.name not in INTERNAL_FIELDS]
 
     def get_exclude(self, request, obj=None):
-        return ("key",)
+        return INTERNAL_FIELDS
 
     def get_actions(self, request):
         actions = super().get_actions(request)

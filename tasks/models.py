@@ -23,8 +23,15 @@ class TaskResult(models.TextChoices):
     FAILURE = "failure"
 
 
+class TaskKind(models.TextChoices):
+    TASK = "task"
+    JOB_MANAGER = "jobmanager"  # made by Add Job from jobManagerTask
+
+
 class Task(models.Model):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks")
+    kind = models.CharField(max_length=16, choices=TaskKind.choices, default=TaskKind.TASK,
+                            db_default=TaskKind.TASK)
     batch_id = models.CharField("id", max_length=64, validators=[batch_id_validator])
     key = models.CharField(max_length=64, editable=False)
     display_name = models.CharField(max_length=1024, blank=True, default="")

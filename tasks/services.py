@@ -21,7 +21,7 @@ from jobs.services import lock_open_job, settle_job
 
 from . import counts, dependencies, exits
 from .files import task_dir
-from .models import Task, TaskResult, TaskState
+from .models import Task, TaskKind, TaskResult, TaskState
 
 RUNNING_STATES = (TaskState.PREPARING, TaskState.RUNNING)
 
@@ -219,8 +219,8 @@ class Deltas:
             total[k] += v
 
     def act(self, job_pk: int, action: str) -> None:
-        # terminate outranks disable when several failed tasks ask for both.
-        if self.job_actions.get(job_pk) != "terminate":
+        # Ending the job outranks disabling it when several tasks ask for both.
+        if self.job_actions.get(job_pk) in (None, "disable"):
             self.job_actions[job_pk] = action
 
     def apply(self) -> None:
@@ -232,6 +232,8 @@ class Deltas:
             try:
                 if action == "terminate":
                     terminate_job(job=Job(pk=job_pk), reason="TaskFailed")
+                elif action == "jobmanager-done":  # killJobOnCompletion
+                    terminate_job(job=Job(pk=job_pk), reason="JMComplete")
                 elif action == "disable":  # as Disable Job with disableTasks requeue, the docs say
                     disable_job(job=Job(pk=job_pk), disable_tasks="requeue")
             except BatchError:
@@ -260,6 +262,8 @@ def _complete(task: Task, attempt: int, deltas: Deltas, *, result: str, exit_cod
     if (result == TaskResult.FAILURE and options.job_action != "none"
             and job.on_task_failure == OnTaskFailure.PERFORM_EXIT_OPTIONS_JOB_ACTION):
         deltas.act(job.pk, options.job_action)
+    if task.kind == TaskKind.JOB_MANAGER and (job.job_manager_task or {}).get("killJobOnCompletion", True):
+        deltas.act(job.pk, "jobmanager-done")  # the job ends with its manager, succeeded or failed
     return True
 
 

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from batchapi import task_tokens
 from jobs.services import purge_deleted_jobs, settle_jobs
 
 from . import counts, services
@@ -71,7 +72,10 @@ def task_environment(task: Task, node_id: str) -> dict[str, str]:
         "AZ_BATCH_TASK_ID": task.batch_id,
         "AZ_BATCH_TASK_DIR": str(task_dir(task)),
         "AZ_BATCH_TASK_WORKING_DIR": str(working_dir(task)),
+        "AZ_BATCH_ACCOUNT_URL": settings.BATCHSITE_ACCOUNT_URL,
     })
+    if task_tokens.wants_token(task):
+        env["AZ_BATCH_AUTHENTICATION_TOKEN"] = task_tokens.issue(task)
     return env
 
 
