@@ -1,6 +1,8 @@
 """Batch ids: 1-64 letters, digits, hyphens and underscores; unique without regard to case."""
 
 from django.core.validators import RegexValidator
+from django.db import connection
+from django.db.models import Q
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -13,3 +15,16 @@ batch_id_validator = RegexValidator(
 def id_key(batch_id: str) -> str:
     """The lookup key of an id: Batch ids keep their case but compare without it."""
     return batch_id.lower()
+
+
+def key_prefix(column: str, prefix: str) -> Q:
+    """`column` (an id key) starts with `prefix`, in the form an index serves on this database.
+
+    PostgreSQL: LIKE 'prefix%', which the varchar_pattern_ops indexes on the keys
+    serve (a range would follow the database's language collation, where '-' may
+    sort as if absent). SQLite compares bytes (BINARY), so a range is exact
+    there, and its LIKE, case-insensitive by default, could use no index.
+    """
+    if connection.vendor == "postgresql":
+        return Q(**{f"{column}__startswith": prefix})
+    return Q(**{f"{column}__gte": prefix, f"{column}__lt": prefix + "\U0010ffff"})

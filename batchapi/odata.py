@@ -16,6 +16,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, VisitError
 
 from .errors import invalid_query
+from .ids import key_prefix
 
 GRAMMAR = r"""
 ?start: or_expr
@@ -116,7 +117,7 @@ class _ToQ(Transformer):
         prop = self.prop(name)
         if prop.kind != "string":
             raise ValueError(f"startswith needs a string property, not {name}")
-        return Q(**{f"{prop.field}__startswith": prop.value(literal, str(name))})
+        return key_prefix(prop.field, prop.value(literal, str(name)))
 
     def or_expr(self, items):
         q = items[0]

@@ -13,7 +13,7 @@ from datetime import timedelta
 from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
-from batchapi.ids import id_key
+from batchapi.ids import id_key, key_prefix
 from tasks import counts
 from tasks.models import Task, TaskResult, TaskState
 
@@ -55,7 +55,7 @@ class JobFilter:
         if self.state:
             jobs = jobs.filter(state=self.state)
         if self.q:
-            jobs = jobs.filter(**prefix_range("key", id_key(self.q)))
+            jobs = jobs.filter(key_prefix("key", id_key(self.q)))
         if self.before:
             jobs = jobs.filter(pk__lt=self.before)
         return jobs.order_by("-pk")
@@ -141,7 +141,7 @@ class TaskFilter:
         elif self.state:
             tasks = tasks.filter(state=self.state)
         if self.q:
-            tasks = tasks.filter(**prefix_range("key", id_key(self.q)))
+            tasks = tasks.filter(key_prefix("key", id_key(self.q)))
         return tasks
 
     @property
@@ -298,11 +298,6 @@ def durations_figure(histogram: Histogram, scatter: list[tuple]) -> str:
 
 
 # --- small helpers ---------------------------------------------------------------------
-
-
-def prefix_range(column: str, prefix: str) -> dict:
-    """`column` starts with `prefix`, as a range an index can serve (LIKE may not use one)."""
-    return {f"{column}__gte": prefix, f"{column}__lt": prefix + "\U0010ffff"}
 
 
 def human_seconds(seconds: float) -> str:

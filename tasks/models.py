@@ -110,8 +110,11 @@ class Task(models.Model):
             models.Index(fields=["dependency_group"], name="task_waiting_in_group", condition=Q(waiting=True)),
             # The parents of a new group that are done already, by integer id range.
             models.Index(fields=["job", "int_id"], name="task_int_id", condition=Q(int_id__isnull=False)),
-            # Task lists filtered by state, in creation order (keyset paging on id).
+            # Task lists filtered by state, result or exit code, in creation order
+            # (keyset paging on id): each filter's first page is an index range.
             models.Index(fields=["job", "state", "id"], name="task_job_state"),
+            models.Index(fields=["job", "result", "id"], name="task_job_result"),
+            models.Index(fields=["job", "exit_code", "id"], name="task_job_exit_code"),
             # Requeueing the running tasks of a dead worker.
             # Live task rows: the rows of a page changed since the last push.
             models.Index(fields=["job", "last_modified"], name="task_job_modified"),
