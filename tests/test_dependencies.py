@@ -257,3 +257,25 @@ def test_a_chain_releases_one_task_per_completion():
         assert run_ready() == [f"link-{i}"]
     assert counts.read(job.pk).succeeded == 200
     assert_counts_exact(job.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_runs_the_pipeline_in_order_and_never_a_blocked_task(api, run_worker, tmp_path):
+    ledger = tmp_path / "ledger.txt"
+    api.post("/batch/jobs", {"id": "pipeline", "poolInfo": {"poolId": "p"}, "usesTaskDependencies": True},
+             format="json")
+    step = f"/bin/sh -c 'echo $AZ_BATCH_TASK_ID >> {ledger}'"
+    tasks = [
+        {"id": "download-data", "commandLine": step},
+        {"id": "process-data", "commandLine": step, "dependsOn": {"taskIds": ["download-data"]}},
+        {"id": "generate-report", "commandLine": step, "dependsOn": {"taskIds": ["process-data"]}},
+        {"id": "broken", "commandLine": "/bin/false"},
+        {"id": "never", "commandLine": step, "dependsOn": {"taskIds": ["broken"]}},
+    ]
+    response = api.post("/batch/jobs/pipeline/addtaskcollection", {"value": tasks}, format="json")
+    assert {r["status"] for r in response.json()["value"]} == {"success"}
+    run_worker("--slots", "4")
+    assert ledger.read_text().split() == ["download-data", "process-data", "generate-report"]
+    assert api.get("/batch/jobs/pipeline/tasks/never").json()["state"] == "active"
+    assert api.get("/batch/jobs/pipeline/taskcounts").json()["taskCounts"] == {
+        "active": 1, "running": 0, "completed": 4, "succeeded": 3, "failed": 1}
