@@ -79,6 +79,12 @@ def job_action(request, job_id, action):
             services.delete_job(job=job)
             messages.success(request, f"Job {job.batch_id} is being deleted.")
             return redirect("job-list")
+        elif action == "disable":  # running tasks finish; nothing new starts
+            services.disable_job(job=job, disable_tasks="wait")
+            messages.success(request, f"Job {job.batch_id} disabled: running tasks finish, no new task starts.")
+        elif action == "enable":
+            services.enable_job(job=job)
+            messages.success(request, f"Job {job.batch_id} enabled.")
         elif action == "rerun-failed":
             n = task_services.reactivate_failed_tasks(job=job)
             messages.success(request, f"{n} failed task(s) of {job.batch_id} will run again.")

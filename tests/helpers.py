@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs import services as job_services
@@ -56,5 +56,6 @@ def make_big_job(n: int, batch_id: str = "big", *, prefixes: tuple[str, ...] = (
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, [n, job.pk, now, now - timedelta(seconds=5), now, now, now])
-    counts.recount(job.pk, repair=True)
+    with transaction.atomic():
+        counts.recount(job.pk, repair=True)
     return job

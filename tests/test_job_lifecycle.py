@@ -135,3 +135,17 @@ def test_reactivate_only_failed_tasks_of_an_active_job(api):
     response = api.post("/batch/jobs/j/tasks/bad/reactivate")
     assert (response.status_code, response.json()["code"]) == (409, "JobCompleted")
     assert_counts_exact(job.pk)
+
+
+def test_the_job_page_disables_and_enables_a_job(client, owner):
+    job = make_job("j")
+    client.force_login(owner)
+    page = client.get("/jobs/j/").content.decode()
+    assert "Disable" in page and "Enable" not in page
+    assert client.post("/jobs/j/actions/disable").status_code == 302
+    assert job_state() == JobState.DISABLED
+    page = client.get("/jobs/j/").content.decode()
+    assert "▶ Enable" in page and "❚❚ Disable" not in page
+    client.post("/jobs/j/actions/enable")
+    assert job_state() == JobState.ACTIVE
+    assert job.pk
