@@ -7,7 +7,6 @@ from batchapi.fields import (
     EnumField,
     EnvironmentSettingSerializer,
     IntField,
-    JSONListField,
     JSONObjectField,
     MetadataItemSerializer,
     StrictBooleanField,
@@ -16,7 +15,7 @@ from batchapi.fields import (
 )
 from batchapi.odata import Prop
 from batchapi.wire import drop_none, duration, iso
-from tasks.serializers import TaskConstraintsSerializer
+from tasks.serializers import JobManagerTaskSerializer
 
 from .models import Job, JobState, OnAllTasksComplete, OnTaskFailure
 
@@ -46,26 +45,6 @@ class JobUpdateSerializer(serializers.Serializer):
         if value == 0:
             raise serializers.ValidationError("must be -1 (no limit) or at least 1")
         return value
-
-
-class JobManagerTaskSerializer(serializers.Serializer):
-    """jobManagerTask: checked here, stored as sent (Add Job creates the task from it)."""
-
-    id = BatchIdField()
-    displayName = serializers.CharField(max_length=1024, required=False, allow_blank=True)
-    commandLine = serializers.CharField(max_length=8192, trim_whitespace=False)
-    environmentSettings = EnvironmentSettingSerializer(many=True, required=False)
-    constraints = TaskConstraintsSerializer(required=False)
-    resourceFiles = JSONListField(required=False)
-    outputFiles = JSONListField(required=False)
-    killJobOnCompletion = StrictBooleanField(required=False)
-    runExclusive = StrictBooleanField(required=False)
-    allowLowPriorityNode = StrictBooleanField(required=False)
-    requiredSlots = IntField(required=False, min_value=1)
-    userIdentity = JSONObjectField(required=False)
-    containerSettings = JSONObjectField(required=False)
-    applicationPackageReferences = JSONListField(required=False)
-    authenticationTokenSettings = JSONObjectField(required=False)
 
 
 class JobAddSerializer(JobUpdateSerializer):

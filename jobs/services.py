@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from batchapi.errors import BatchError, job_not_found
 from batchapi.ids import id_key
-from batchapi.wire import parse_wire_duration
 from tasks import counts
 from tasks.files import job_dir
 
@@ -61,27 +60,10 @@ def _add_job_manager(job: Job) -> None:
 
     Tasks are claimed oldest first, so it starts before any task it adds.
     """
-    from tasks.models import TaskKind
+    from tasks.serializers import job_manager_fields
     from tasks.services import add_task
 
-    spec = job.job_manager_task
-    constraints = spec.get("constraints") or {}
-    add_task(job=job, spec={
-        "batch_id": spec["id"], "kind": TaskKind.JOB_MANAGER,
-        "display_name": spec.get("displayName", ""), "command_line": spec["commandLine"],
-        "environment_settings": spec.get("environmentSettings") or [],
-        "max_wall_clock_time": _duration(constraints.get("maxWallClockTime")),
-        "max_task_retry_count": (int(constraints["maxTaskRetryCount"])
-                                 if constraints.get("maxTaskRetryCount") is not None else None),
-        "retention_time": _duration(constraints.get("retentionTime")),
-        "resource_files": spec.get("resourceFiles") or [], "output_files": spec.get("outputFiles") or [],
-        "authentication_token_settings": spec.get("authenticationTokenSettings"),
-        "required_slots": spec.get("requiredSlots", 1),
-    })
-
-
-def _duration(text):
-    return parse_wire_duration(text) if text else None  # validated by the Add Job body already
+    add_task(job=job, spec=job_manager_fields(job.job_manager_task))
 
 
 # States in which a job takes new tasks and changes.
@@ -136,6 +118,13 @@ def _move(job: Job, state: str, *, from_states, **extra) -> bool:
     return bool(moved)
 
 
+def _move_or_refuse(job: Job, state: str, *, from_states, error: BatchError) -> None:
+    """Move the job, or raise what fits: JobBeingDeleted / JobCompleted if it is ending, else `error`."""
+    if not _move(job, state, from_states=from_states):
+        check_job_open(Job.objects.get(pk=job.pk).state)
+        raise error
+
+
 def terminate_job(*, job: Job, reason: str = "") -> None:
     """Terminate Job: running tasks end, active tasks are never scheduled, the job completes.
 
@@ -164,10 +153,8 @@ def disable_job(*, job: Job, disable_tasks: str) -> None:
     if disable_tasks not in ("requeue", "terminate", "wait"):
         raise ValueError(disable_tasks)
     with transaction.atomic():
-        if not _move(job, JobState.DISABLING, from_states=(JobState.ACTIVE,)):
-            state = Job.objects.get(pk=job.pk).state
-            check_job_open(state)
-            raise BatchError("JobNotActive", "The specified job is not in the active state.", 409)
+        _move_or_refuse(job, JobState.DISABLING, from_states=(JobState.ACTIVE,), error=BatchError(
+            "JobNotActive", "The specified job is not in the active state.", 409))
         if disable_tasks == "requeue":
             requeue_running_tasks_of_job(job=job)
         elif disable_tasks == "terminate":
@@ -184,10 +171,8 @@ def enable_job(*, job: Job) -> None:
     enabling a job that is not disabled; we answer 409 JobNotDisabled.
     """
     with transaction.atomic():
-        if not _move(job, JobState.ENABLING, from_states=(JobState.DISABLED, JobState.DISABLING)):
-            state = Job.objects.get(pk=job.pk).state
-            check_job_open(state)
-            raise BatchError("JobNotDisabled", "The specified job is not disabled.", 409)
+        _move_or_refuse(job, JobState.ENABLING, from_states=(JobState.DISABLED, JobState.DISABLING),
+                        error=BatchError("JobNotDisabled", "The specified job is not disabled.", 409))
         _move(job, JobState.ACTIVE, from_states=(JobState.ENABLING,))
         settle_job(job)
     job.refresh_from_db()
@@ -208,10 +193,13 @@ def settle_job(job: Job) -> None:
     row = Job.objects.filter(pk=job.pk).values("state", "on_all_tasks_complete").first()
     if row is None or row["state"] not in OPEN_STATES:
         return
+    ends_when_done = row["on_all_tasks_complete"] == OnAllTasksComplete.TERMINATE_JOB
+    if row["state"] != JobState.DISABLING and not ends_when_done:
+        return  # the common case, after every finished task: no need to sum the counts
     now = counts.read(job.pk)
     if row["state"] == JobState.DISABLING and now.running == 0:
         _move(job, JobState.DISABLED, from_states=(JobState.DISABLING,))
-    if row["on_all_tasks_complete"] == OnAllTasksComplete.TERMINATE_JOB and now.active == 0 and now.running == 0:
+    if ends_when_done and now.active == 0 and now.running == 0:
         terminate_job(job=job, reason="AllTasksComplete")
 
 

@@ -8,12 +8,14 @@ from batchapi.fields import (
     IntField,
     JSONListField,
     JSONObjectField,
+    StrictBooleanField,
     WireDurationField,
+    validate_body,
 )
 from batchapi.odata import Prop
 from batchapi.wire import drop_none, duration, iso
 
-from .models import Task, TaskResult, TaskState
+from .models import Task, TaskKind, TaskResult, TaskState
 
 DEFAULT_RETENTION = "P7D"  # the Batch service keeps a task's directory 7 days by default
 
@@ -41,6 +43,19 @@ class TaskAddSerializer(serializers.Serializer):
     applicationPackageReferences = JSONListField(required=False)
     authenticationTokenSettings = JSONObjectField(required=False)
     requiredSlots = IntField(required=False, min_value=1)
+
+
+class JobManagerTaskSerializer(TaskAddSerializer):
+    """jobManagerTask: a task's body without dependencies or exit conditions, and its own flags.
+
+    Add Job checks it with this and stores it as sent; the job manager task is
+    made from it (`job_manager_fields`).
+    """
+
+    dependsOn = exitConditions = affinityInfo = multiInstanceSettings = None  # not in a job manager
+    killJobOnCompletion = StrictBooleanField(required=False)
+    runExclusive = StrictBooleanField(required=False)
+    allowLowPriorityNode = StrictBooleanField(required=False)
 
 
 class TaskUpdateSerializer(serializers.Serializer):
@@ -73,6 +88,12 @@ def task_fields(data: dict) -> dict:
         fields["environment_settings"] = [dict(x) for x in fields["environment_settings"]]
     fields.update(constraint_fields(data.get("constraints", {})))
     return fields
+
+
+def job_manager_fields(job_manager_task: dict) -> dict:
+    """Task model fields for a job's stored jobManagerTask."""
+    data = validate_body(JobManagerTaskSerializer, job_manager_task, name="jobManagerTask")
+    return {**task_fields(data), "kind": TaskKind.JOB_MANAGER}
 
 
 def constraint_fields(constraints: dict) -> dict:

@@ -386,37 +386,32 @@ def terminate_task(*, task: Task) -> None:
                          {"TaskId": task.batch_id})
 
 
-def terminate_running_tasks_of_job(*, job: Job) -> int:
-    """Complete every running task of a job as ended (for Terminate Job)."""
-    now = timezone.now()
+def _move_running_tasks_of_job(job: Job, new: tuple[str, str | None], now, **values) -> int:
+    """Move every running (or preparing) task of a job to `new` (state, result), with its counts."""
     total = 0
     for state in RUNNING_STATES:
         n = Task.objects.filter(job=job, state=state).update(
-            state=TaskState.COMPLETED, previous_state=state,
-            previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
-            end_time=now, result=TaskResult.FAILURE, failure_info=TASK_ENDED, last_modified=now,
-            run_time=run_time_until(now),
-        )
+            state=new[0], previous_state=state, previous_state_transition_time=F("state_transition_time"),
+            state_transition_time=now, last_modified=now, **values)
         if n:
-            counts.apply(job.pk, counts.transition((state, None), (TaskState.COMPLETED, TaskResult.FAILURE), n))
+            counts.apply(job.pk, counts.transition((state, None), new, n))
         total += n
     return total
+
+
+def terminate_running_tasks_of_job(*, job: Job) -> int:
+    """Complete every running task of a job as ended (Terminate Job, Disable Job with terminate)."""
+    now = timezone.now()
+    return _move_running_tasks_of_job(job, (TaskState.COMPLETED, TaskResult.FAILURE), now, end_time=now,
+                                      result=TaskResult.FAILURE, failure_info=TASK_ENDED,
+                                      run_time=run_time_until(now))
 
 
 def requeue_running_tasks_of_job(*, job: Job) -> int:
     """Put every running task of a job back to active (Disable Job with requeue)."""
     now = timezone.now()
-    total = 0
-    for state in RUNNING_STATES:
-        n = Task.objects.filter(job=job, state=state).update(
-            state=TaskState.ACTIVE, previous_state=state,
-            previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
-            requeue_count=F("requeue_count") + 1, last_requeue_time=now, last_modified=now,
-        )
-        if n:
-            counts.apply(job.pk, counts.transition((state, None), (TaskState.ACTIVE, None), n))
-        total += n
-    return total
+    return _move_running_tasks_of_job(job, (TaskState.ACTIVE, None), now, requeue_count=F("requeue_count") + 1,
+                                      last_requeue_time=now)
 
 
 def end_runs_of_ended_jobs() -> int:
