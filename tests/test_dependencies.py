@@ -234,6 +234,8 @@ def test_claiming_never_scans_waiting_tasks():
     for sql in reads:
         plan = _plan(sql)
         assert "task_runnable_in_job" in plan, plan
+    candidates = _plan(reads[1])  # read in the index's order, not gathered and sorted
+    assert "TEMP B-TREE" not in candidates and "Sort" not in candidates, candidates
 
 
 def _plan(sql: str) -> str:

@@ -53,3 +53,29 @@ def test_the_first_page_of_a_filter_reads_about_a_page(api, big_job, expression,
     assert removed < 10_000, plan  # of 60,000: a few pages' worth at most
     if index:
         assert index in plan, plan
+
+
+def test_claiming_reads_runnable_tasks_only_whatever_the_statistics_say(big_job):
+    """A new job's tasks are not in the planner's statistics (autovacuum analyzes after
+    10% of the table changed): the claim must still probe the runnable-task index, not
+    walk the primary key or hash every active task of every job."""
+    from jobs import services as jobs
+    from tasks import services
+
+    job = jobs.create_job(spec={"batch_id": "fresh", "priority": 10, "uses_task_dependencies": True})
+    services.add_tasks(job=job, specs=[{"batch_id": f"merge-{i}", "command_line": "x",
+                                        "depends_on": {"taskIdRanges": [{"start": 1, "end": 10}]}}
+                                       for i in range(5000)])
+    services.add_tasks(job=job, specs=[{"batch_id": str(i), "command_line": "x"} for i in range(1, 11)])
+    with CaptureQueriesContext(connection) as queries:
+        claimed = services.claim_tasks(node_id="n", limit=4)
+    assert [t.batch_id for t in claimed] == ["1", "2", "3", "4"]
+    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and "waiting" in q["sql"]]
+    assert len(reads) == 2, reads
+    for sql in reads:
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN ANALYZE " + sql)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "task_runnable_in_job" in plan, plan
+        assert "Seq Scan on tasks_task" not in plan, plan
+        assert "Rows Removed by Filter" not in plan, plan
