@@ -175,14 +175,21 @@ def credit(task: Task, delta: int) -> None:
     if not groups:
         return
     DependencyGroup.objects.filter(pk__in=groups).update(satisfied=F("satisfied") + delta)
-    now = timezone.now()
+    # The groups that changed side are read first and named by id: as a subquery,
+    # PostgreSQL with statistics older than the waiting tasks joined it to a scan of
+    # the whole task table, on every parent's completion.
     if delta > 0:
-        ready = DependencyGroup.objects.filter(pk__in=groups, satisfied__gte=F("needed"))
-        Task.objects.filter(dependency_group__in=ready, waiting=True).update(waiting=False, last_modified=now)
+        ready = list(DependencyGroup.objects.filter(pk__in=groups, satisfied__gte=F("needed"))
+                     .values_list("pk", flat=True))
+        if ready:
+            Task.objects.filter(dependency_group__in=ready, waiting=True).update(
+                waiting=False, last_modified=timezone.now())
     else:
-        unready = DependencyGroup.objects.filter(pk__in=groups, satisfied__lt=F("needed"))
-        Task.objects.filter(dependency_group__in=unready, state=TaskState.ACTIVE, waiting=False).update(
-            waiting=True, last_modified=now)
+        unready = list(DependencyGroup.objects.filter(pk__in=groups, satisfied__lt=F("needed"))
+                       .values_list("pk", flat=True))
+        if unready:
+            Task.objects.filter(dependency_group__in=unready, state=TaskState.ACTIVE, waiting=False).update(
+                waiting=True, last_modified=timezone.now())
 
 
 def satisfy(task: Task) -> None:

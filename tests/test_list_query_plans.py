@@ -79,3 +79,15 @@ def test_claiming_reads_runnable_tasks_only_whatever_the_statistics_say(big_job)
         assert "task_runnable_in_job" in plan, plan
         assert "Seq Scan on tasks_task" not in plan, plan
         assert "Rows Removed by Filter" not in plan, plan
+
+    # Each parent's completion credits the group, and the last releases its tasks:
+    # neither may plan a scan of the task table.
+    with CaptureQueriesContext(connection) as queries:
+        services.finish_tasks([services.RunEnd(t, t.attempt, 0) for t in claimed])
+    writes = [q["sql"] for q in queries if q["sql"].startswith("UPDATE \"tasks_task\"")]
+    assert writes
+    for sql in writes:
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN " + sql)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "Seq Scan on tasks_task" not in plan, plan
