@@ -14,6 +14,7 @@ urlpatterns = [
     path("jobs/<str:job_id>/disable", jobs_api.JobDisableView.as_view()),
     path("jobs/<str:job_id>/enable", jobs_api.JobEnableView.as_view()),
     path("jobs/<str:job_id>/taskcounts", jobs_api.JobTaskCountsView.as_view()),
+    path("jobs/<str:job_id>/jobpreparationandreleasetaskstatus", jobs_api.JobPreparationAndReleaseStatusView.as_view()),
     path("jobs/<str:job_id>/tasks", tasks_api.TaskListView.as_view(), name="batch-tasks"),
     path("jobs/<str:job_id>/addtaskcollection", tasks_api.AddTaskCollectionView.as_view()),
     path("jobs/<str:job_id>/tasks/<str:task_id>", tasks_api.TaskDetailView.as_view(), name="batch-task"),

@@ -1,14 +1,18 @@
 """Azure Batch job operations: /jobs, /jobs/{jobId}, terminate, disable, enable, taskcounts."""
 
+from django.db.models.functions import Lower
 from rest_framework import status
 from rest_framework.response import Response
 
-from batchapi.errors import invalid_property, job_not_found, missing_property
+from batchapi.errors import BatchError, invalid_property, job_not_found, missing_property
 from batchapi.fields import validate_body
 from batchapi.ids import id_key
-from batchapi.odata import parse_filter, parse_select
+from batchapi.odata import Prop, parse_filter, parse_select
 from batchapi.views import BatchView, Page
+from batchapi.wire import drop_none
 from tasks import counts
+from tasks.models import NodeTask, NodeTaskKind
+from tasks.serializers import node_task_info
 
 from . import services
 from .models import Job
@@ -101,6 +105,39 @@ class JobEnableView(BatchView):
         self.unchanged(job, read=False)
         services.enable_job(job=job)
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
+
+
+class JobPreparationAndReleaseStatusView(BatchView):
+    """List Preparation and Release Task Status: per worker that ran the job's preparation."""
+
+    def get(self, request, job_id):
+        job = get_job(job_id)
+        if not job.job_preparation_task:
+            raise BatchError("JobPreparationTaskNotSpecified",
+                             "The specified job does not have a job preparation task.", 409, {"JobId": job.batch_id})
+        page = Page(request, path=request.path)
+        prepared = NodeTask.objects.filter(job=job, kind=NodeTaskKind.PREPARATION)
+        if page.filter:  # values compare without case, as everywhere in $filter
+            prepared = prepared.annotate(node_key=Lower("node_id")).filter(
+                parse_filter(page.filter, NODE_TASK_FILTERS))
+        rows, more = page.slice(prepared)
+        released = {r.node_id: r for r in NodeTask.objects.filter(
+            job=job, kind=NodeTaskKind.RELEASE, node_id__in=[r.node_id for r in rows])}
+        pool_id = (job.pool_info or {}).get("poolId")
+        items = []
+        for prep in rows:
+            prep.job = job
+            item = {"poolId": pool_id, "nodeId": prep.node_id,
+                    "jobPreparationTaskExecutionInfo": node_task_info(prep, with_retries=True)}
+            if release := released.get(prep.node_id):
+                release.job = job
+                item["jobReleaseTaskExecutionInfo"] = node_task_info(release, with_retries=False)
+            items.append(drop_none(item))
+        return Response(page.body(items, rows, more))
+
+
+# $filter on the preparation and release status list: by worker.
+NODE_TASK_FILTERS = {"nodeId": Prop("node_key", "string")}
 
 
 class JobTaskCountsView(BatchView):

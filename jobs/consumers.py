@@ -165,6 +165,7 @@ class JobConsumer(LivePage):
         self.visible: list[int] = []
         self.durations_at = 0.0
         self.durations_completed = None
+        self.node_tasks_sent = None
         return self.job is not None
 
     def keys(self) -> list:
@@ -192,6 +193,7 @@ class JobConsumer(LivePage):
                 "sample_at": time.time(),
             }))
         fragments += self.changed_rows(job)
+        fragments += self.changed_node_tasks(job)
         now = time.monotonic()
         if current.completed != self.durations_completed:
             wait = self.durations_at + self.durations_every - now
@@ -202,6 +204,18 @@ class JobConsumer(LivePage):
                 fragments.append(render_to_string("jobs/job_detail.html#durations",
                                                   dashboard.durations_context(job, current) | {"oob": True}))
         return fragments
+
+    def changed_node_tasks(self, job: Job) -> list[str]:
+        """The preparation and release panel, when a run on some worker moved."""
+        if not job.job_preparation_task:
+            return []
+        runs = dashboard.node_tasks(job)
+        seen = [(n["node_id"], kind, run.attempt, run.state, run.retry_count)
+                for n in runs for kind, run in n.items() if kind != "node_id"]
+        if seen == self.node_tasks_sent:
+            return []
+        self.node_tasks_sent = seen
+        return [render_to_string("jobs/job_detail.html#node-tasks", {"job": job, "node_tasks": runs, "oob": True})]
 
     def changed_rows(self, job: Job) -> list[str]:
         if not self.visible:

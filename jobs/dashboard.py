@@ -315,3 +315,10 @@ def _int(value) -> int | None:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+def node_tasks(job: Job) -> list[dict]:
+    """Per worker, the job's preparation and release runs (none without a preparation task)."""
+    from tasks.node_tasks import status
+
+    return status(job) if job.job_preparation_task else []

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from batchapi.errors import invalid_property
 from batchapi.fields import (
     BatchIdField,
     EnumField,
@@ -15,7 +16,7 @@ from batchapi.fields import (
 )
 from batchapi.odata import Prop
 from batchapi.wire import drop_none, duration, iso
-from tasks.serializers import JobManagerTaskSerializer
+from tasks.serializers import JobManagerTaskSerializer, JobPreparationTaskSerializer, JobReleaseTaskSerializer
 
 from .models import Job, JobState, OnAllTasksComplete, OnTaskFailure
 
@@ -61,6 +62,30 @@ class JobAddSerializer(JobUpdateSerializer):
     def validate_jobManagerTask(self, value):
         validate_body(JobManagerTaskSerializer, value, name="jobManagerTask")
         return value
+
+    def validate_jobPreparationTask(self, value):
+        validate_body(JobPreparationTaskSerializer, value, name="jobPreparationTask")
+        return value
+
+    def validate_jobReleaseTask(self, value):
+        validate_body(JobReleaseTaskSerializer, value, name="jobReleaseTask")
+        return value
+
+    def validate(self, attrs):
+        release, preparation = attrs.get("jobReleaseTask"), attrs.get("jobPreparationTask")
+        if release is not None and preparation is None:
+            # "A Job Release Task cannot be specified without also specifying a Job
+            # Preparation Task for the Job." (Batch REST docs, jobReleaseTask)
+            raise invalid_property("jobReleaseTask", "a job release task needs a job preparation task")
+        ids = [node_task_id(t, kind) for t, kind in ((preparation, "preparation"), (release, "release")) if t]
+        if len(ids) == 2 and ids[0].lower() == ids[1].lower():
+            raise invalid_property("jobReleaseTask.id", "the job release task's id is the job preparation task's")
+        return attrs
+
+
+def node_task_id(spec: dict, kind: str) -> str:
+    """The id of a job's preparation or release task: its own, or Batch's default."""
+    return spec.get("id") or ("jobpreparation" if kind == "preparation" else "jobrelease")
 
 
 # wire name -> model field, for the properties that map one to one.

@@ -128,18 +128,27 @@ def _move_or_refuse(job: Job, state: str, *, from_states, error: BatchError) -> 
 def terminate_job(*, job: Job, reason: str = "") -> None:
     """Terminate Job: running tasks end, active tasks are never scheduled, the job completes.
 
-    The job passes through `terminating` in the same transaction: the tasks are
-    completed here, and the workers running them see their runs ended and kill them.
+    The job is `terminating` while its running tasks are ended, here, in the same
+    transaction (their workers see their runs ended and kill them), and then while
+    its workers run its release task; `settle_job` completes it after the last.
     """
     from tasks.services import terminate_running_tasks_of_job
 
     with transaction.atomic():
-        if not _move(job, JobState.TERMINATING, from_states=OPEN_STATES):
+        if not _move(job, JobState.TERMINATING, from_states=OPEN_STATES,
+                     terminate_reason=reason or "UserTerminate"):
             check_job_open(Job.objects.get(pk=job.pk).state)  # raises the error that fits
         terminate_running_tasks_of_job(job=job)
-        _move(job, JobState.COMPLETED, from_states=(JobState.TERMINATING,),
-              end_time=timezone.now(), terminate_reason=reason or "UserTerminate")
+        _complete_when_released(job)
     job.refresh_from_db()
+
+
+def _complete_when_released(job: Job) -> None:
+    """A terminating job completes once no live worker still owes it its release task."""
+    from tasks.node_tasks import release_pending
+
+    if not release_pending(job):
+        _move(job, JobState.COMPLETED, from_states=(JobState.TERMINATING,), end_time=timezone.now())
 
 
 def disable_job(*, job: Job, disable_tasks: str) -> None:
@@ -184,13 +193,16 @@ def settle_job(job: Job) -> None:
     - `disabling` becomes `disabled` once no task runs;
     - with onAllTasksComplete terminatejob, an open job whose tasks are all
       completed terminates (AllTasksComplete). A job with no tasks counts as all
-      complete, as the Batch docs say.
+      complete, as the Batch docs say;
+    - `terminating` becomes `completed` once its release tasks have run.
 
     Called after every change of a job's tasks; worker housekeeping calls it for
     open jobs too, so a race between two transactions (each seeing the other's
     task still running) cannot leave a job unresolved.
     """
     row = Job.objects.filter(pk=job.pk).values("state", "on_all_tasks_complete").first()
+    if row is not None and row["state"] == JobState.TERMINATING:
+        _complete_when_released(job)
     if row is None or row["state"] not in OPEN_STATES:
         return
     ends_when_done = row["on_all_tasks_complete"] == OnAllTasksComplete.TERMINATE_JOB
@@ -205,8 +217,9 @@ def settle_job(job: Job) -> None:
 
 def settle_jobs() -> int:
     """Housekeeping: settle open jobs that may be due, and end jobs past their maxWallClockTime."""
-    due = Job.objects.filter(state__in=OPEN_STATES).filter(
-        Q(state=JobState.DISABLING) | Q(on_all_tasks_complete=OnAllTasksComplete.TERMINATE_JOB))
+    due = Job.objects.filter(state__in=[*OPEN_STATES, JobState.TERMINATING]).filter(
+        Q(state__in=[JobState.DISABLING, JobState.TERMINATING])
+        | Q(on_all_tasks_complete=OnAllTasksComplete.TERMINATE_JOB))
     settled = 0
     for job in due.only("pk", "batch_id")[:100]:
         with transaction.atomic():
@@ -228,8 +241,9 @@ def delete_job(*, job: Job) -> None:
     """Delete Job: the job goes to `deleting` now; `purge_deleted_jobs` removes it after.
 
     Removing a million tasks is not work for a request, so it happens in bounded
-    chunks in the background (workers run the purge in their housekeeping). Running
-    tasks end now, so their workers kill them at once.
+    chunks in the background (workers run the purge in their housekeeping), after
+    the job's release task has run on its workers. Running tasks end now, so their
+    workers kill them at once.
     """
     from tasks.services import terminate_running_tasks_of_job
 
@@ -246,9 +260,12 @@ def purge_deleted_jobs(*, chunk: int = 5000) -> int:
     workers at once: each delete is idempotent.
     """
     from tasks.models import Task
+    from tasks.node_tasks import release_pending
 
     removed = 0
     for job in Job.objects.filter(state=JobState.DELETING).only("pk", "batch_id")[:10]:
+        if release_pending(job):
+            continue  # its workers run its release task first
         with transaction.atomic():
             pks = list(Task.objects.filter(job_id=job.pk).values_list("pk", flat=True)[:chunk])
             if pks:

@@ -56,7 +56,7 @@ def job_detail(request, job_id):
     current = counts.read(job.pk)
     return render(request, "jobs/job_detail.html", {
         **table, "counts": current, "progress": dashboard.Progress.of(current),
-        "timeline": dashboard.timeline(job, current),
+        "timeline": dashboard.timeline(job, current), "node_tasks": dashboard.node_tasks(job),
     })
 
 

@@ -3,6 +3,8 @@
     <node root>/workitems/<job id>/<task id>/stdout.txt
                                             /stderr.txt
                                             /wd/            the working directory
+                                  /.node-<worker>/jobpreparation/…   (the same three)
+                                                 /jobrelease/…
 
 The Batch file API names files relative to the task directory ("stdout.txt",
 "wd/out.csv"); nothing outside that directory can be named.
@@ -28,6 +30,15 @@ def task_dir(task) -> Path:
 
 def working_dir(task) -> Path:
     return task_dir(task) / "wd"
+
+
+def node_task_dir(job, node_id: str, kind: str) -> Path:
+    """Where one worker runs the job's preparation or release task.
+
+    Per worker, since several may share this machine's node root; the leading
+    dot keeps it apart from every task's directory (task ids have no dots).
+    """
+    return job_dir(job) / f".node-{node_id}" / ("jobpreparation" if kind == "preparation" else "jobrelease")
 
 
 def file_not_found(path: str) -> BatchError:

@@ -259,3 +259,48 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class NodeTaskKind(models.TextChoices):
+    PREPARATION = "preparation"
+    RELEASE = "release"
+
+
+class NodeTaskState(models.TextChoices):
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+class NodeTask(models.Model):
+    """A job's preparation or release task as it ran on one worker (Batch's node).
+
+    One row per (job, worker, kind): Batch runs the Job Preparation Task once on
+    each node before the first task of the job there, and the Job Release Task on
+    each of those nodes when the job ends. `attempt` moves on every start, so a
+    late report of an earlier run changes nothing (as for tasks).
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="node_tasks", db_index=False)
+    node_id = models.CharField(max_length=128)
+    kind = models.CharField(max_length=16, choices=NodeTaskKind.choices)
+    state = models.CharField(max_length=16, choices=NodeTaskState.choices)
+    attempt = models.IntegerField(default=0)
+    start_time = models.DateTimeField()
+    end_time = models.DateTimeField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    result = models.CharField(max_length=8, choices=TaskResult.choices, blank=True, default="")
+    failure_info = models.JSONField(null=True, blank=True)
+    retry_count = models.IntegerField(default=0)
+    last_retry_time = models.DateTimeField(null=True, blank=True)
+    # A preparation that failed for good with waitForSuccess: the claim passes this
+    # job by on this node ("the node remains ineligible to run tasks of this job").
+    refuses_job = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "node_id", "kind"], name="node_task_unique"),
+        ]
+        indexes = [models.Index(fields=["node_id", "kind"], name="node_task_on_node")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}/{self.kind}@{self.node_id}"

@@ -58,6 +58,33 @@ class JobManagerTaskSerializer(TaskAddSerializer):
     allowLowPriorityNode = StrictBooleanField(required=False)
 
 
+class JobPreparationTaskSerializer(serializers.Serializer):
+    """jobPreparationTask: run on each worker before the first task of the job there."""
+
+    id = BatchIdField(required=False)
+    commandLine = serializers.CharField(max_length=8192, trim_whitespace=False)
+    containerSettings = JSONObjectField(required=False)
+    resourceFiles = JSONListField(required=False)
+    environmentSettings = EnvironmentSettingSerializer(many=True, required=False)
+    constraints = TaskConstraintsSerializer(required=False)
+    waitForSuccess = StrictBooleanField(required=False)
+    userIdentity = JSONObjectField(required=False)
+    rerunOnNodeRebootAfterSuccess = StrictBooleanField(required=False)
+
+
+class JobReleaseTaskSerializer(serializers.Serializer):
+    """jobReleaseTask: run, when the job ends, on each worker that ran its preparation."""
+
+    id = BatchIdField(required=False)
+    commandLine = serializers.CharField(max_length=8192, trim_whitespace=False)
+    containerSettings = JSONObjectField(required=False)
+    resourceFiles = JSONListField(required=False)
+    environmentSettings = EnvironmentSettingSerializer(many=True, required=False)
+    maxWallClockTime = WireDurationField(required=False, allow_null=True)
+    retentionTime = WireDurationField(required=False, allow_null=True)
+    userIdentity = JSONObjectField(required=False)
+
+
 class TaskUpdateSerializer(serializers.Serializer):
     constraints = TaskConstraintsSerializer(required=False)
 
@@ -195,3 +222,17 @@ def task_to_wire(task: Task, *, ctx: dict, select: list[str] | None = None) -> d
     names = select or PROPERTIES
     return drop_none({name: PROPERTIES[name][1](task, ctx) for name in names})
 
+
+
+def node_task_info(row, *, with_retries: bool) -> dict:
+    """jobPreparationTaskExecutionInfo / jobReleaseTaskExecutionInfo of one node."""
+    from .files import node_task_dir
+
+    info = {
+        "startTime": iso(row.start_time), "endTime": iso(row.end_time), "state": row.state,
+        "taskRootDirectory": str(node_task_dir(row.job, row.node_id, row.kind)),
+        "exitCode": row.exit_code, "failureInfo": row.failure_info, "result": row.result or None,
+    }
+    if with_retries:
+        info.update(retryCount=row.retry_count, lastRetryTime=iso(row.last_retry_time))
+    return drop_none(info)

@@ -19,9 +19,9 @@ from batchapi.ids import id_key
 from jobs.models import Job, JobState, OnTaskFailure
 from jobs.services import lock_open_job, settle_job
 
-from . import counts, dependencies, exits
+from . import counts, dependencies, exits, node_tasks
 from .files import task_dir
-from .models import Task, TaskKind, TaskResult, TaskState
+from .models import NodeTask, Task, TaskKind, TaskResult, TaskState
 
 RUNNING_STATES = (TaskState.PREPARING, TaskState.RUNNING)
 
@@ -98,11 +98,15 @@ def _add_tasks(job: Job, specs: list[dict]) -> list[AddResult]:
     keys = [id_key(spec["batch_id"]) for spec in specs]
     taken = set(Task.objects.filter(job=job, key__in=keys).values_list("key", flat=True))
     groups = dependencies.Groups(job)
+    reserved = node_tasks.reserved_ids(job)
     results, new = [], []
     for spec, key in zip(specs, keys):
         if key in taken:
             results.append(AddResult(spec["batch_id"], error=BatchError(
                 "TaskExists", "The specified task already exists.", 409, {"TaskId": spec["batch_id"]})))
+            continue
+        if key in reserved:
+            results.append(AddResult(spec["batch_id"], error=reserved[key]))
             continue
         task = Task(job=job, key=key, state=TaskState.ACTIVE, state_transition_time=now,
                     creation_time=now, last_modified=now, **spec)
@@ -148,16 +152,19 @@ def _runnable(alias: str) -> str:
     return (f"{_TASK} {alias}{hint} WHERE {alias}.state = 'active' AND NOT {alias}.waiting")
 
 
-def _jobs_with_runnable_tasks() -> list[Job]:
+def _jobs_with_runnable_tasks(node_id: str) -> list[Job]:
     """Up to 4 active jobs that have a runnable task, highest priority first, then oldest.
 
     One index probe per active job: a scalar subquery with LIMIT is run as such
-    (an EXISTS would be planned as a join).
+    (an EXISTS would be planned as a join). Jobs whose preparation failed for good
+    on this node are not this node's to run.
     """
     return list(Job.objects.raw(
         f"SELECT * FROM {_JOB} j WHERE j.state = 'active' AND ("
         f"SELECT t.id FROM {_runnable('t')} AND t.job_id = j.id ORDER BY t.id + 0 LIMIT 1) IS NOT NULL"
-        f" ORDER BY j.priority DESC, j.id LIMIT 4"))
+        f" AND NOT EXISTS (SELECT 1 FROM {NodeTask._meta.db_table} n WHERE n.job_id = j.id"
+        f" AND n.node_id = %s AND n.refuses_job)"
+        f" ORDER BY j.priority DESC, j.id LIMIT 4", [node_id]))
 
 
 def _runnable_tasks(job_pk: int, room: int, *, skip_locked: bool) -> list[Task]:
@@ -178,7 +185,7 @@ def claim_tasks(*, node_id: str, limit: int) -> list[Task]:
         return []
     skip_locked = connection.features.has_select_for_update_skip_locked
     with transaction.atomic():
-        for job in _jobs_with_runnable_tasks():
+        for job in _jobs_with_runnable_tasks(node_id):
             room = limit
             if job.max_parallel_tasks >= 0:
                 room = min(room, job.max_parallel_tasks - counts.read(job.pk).running)
@@ -188,15 +195,18 @@ def claim_tasks(*, node_id: str, limit: int) -> list[Task]:
             if not tasks:
                 continue  # every candidate is being claimed by someone else
             now = timezone.now()
-            values = dict(state=TaskState.RUNNING, previous_state=TaskState.ACTIVE, state_transition_time=now,
-                          start_time=now, end_time=None, node_id=node_id, last_modified=now)
+            # Tasks wait in `preparing` while the job's preparation runs on this node first.
+            waits = node_tasks.waits_for_preparation(job) and not node_tasks.prepared_on(job, node_id)
+            values = dict(state=TaskState.PREPARING if waits else TaskState.RUNNING,
+                          previous_state=TaskState.ACTIVE, state_transition_time=now,
+                          start_time=None if waits else now, end_time=None, node_id=node_id, last_modified=now)
             claimed = Task.objects.filter(pk__in=[t.pk for t in tasks], state=TaskState.ACTIVE).update(
                 previous_state_transition_time=F("state_transition_time"), attempt=F("attempt") + 1, **values)
             # The rows are this transaction's alone (row locks on PostgreSQL, the write
             # lock on SQLite), so the compare-and-set takes every one of them.
             if claimed != len(tasks):
                 raise RuntimeError(f"claimed {claimed} of {len(tasks)} locked tasks")
-            counts.apply(job.pk, counts.transition((TaskState.ACTIVE, None), (TaskState.RUNNING, None), claimed))
+            counts.apply(job.pk, counts.transition((TaskState.ACTIVE, None), (values["state"], None), claimed))
             for task in tasks:  # what the update wrote, without reading it back
                 task.previous_state_transition_time = task.state_transition_time
                 task.attempt += 1
@@ -205,6 +215,28 @@ def claim_tasks(*, node_id: str, limit: int) -> list[Task]:
                     setattr(task, name, value)
             return tasks
     return []
+
+
+def start_prepared_tasks(tasks: list[Task]) -> list[Task]:
+    """The job's preparation succeeded on their node: its waiting tasks move from preparing to running.
+
+    Those ended meanwhile (terminated, requeued) are left out. Both states count
+    as running, so the counts do not move. startTime is now: Batch gives it only
+    from the running state on.
+    """
+    now = timezone.now()
+    started = []
+    with transaction.atomic():
+        for task in tasks:
+            if Task.objects.filter(pk=task.pk, state=TaskState.PREPARING, attempt=task.attempt).update(
+                    state=TaskState.RUNNING, previous_state=TaskState.PREPARING,
+                    previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
+                    start_time=now, last_modified=now):
+                task.previous_state_transition_time = task.state_transition_time
+                task.previous_state, task.state = TaskState.PREPARING, TaskState.RUNNING
+                task.state_transition_time = task.last_modified = task.start_time = now
+                started.append(task)
+    return started
 
 
 class Deltas:

@@ -16,17 +16,20 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from batchapi import task_tokens
+from jobs.models import Job
 from jobs.services import purge_deleted_jobs, settle_jobs
 
-from . import counts, services
-from .files import task_dir, working_dir
-from .models import Task, Worker, WorkerState
+from . import counts, node_tasks, services
+from .files import node_task_dir, task_dir
+from .models import NodeTask, Task, TaskState, Worker, WorkerState
 
 log = logging.getLogger("batchsite.worker")
 
@@ -38,16 +41,20 @@ INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "
 
 @dataclass
 class Run:
-    """One run of one task on this worker."""
+    """One run of one task, or of a job's preparation or release task, on this worker."""
 
-    task: Task
+    task: Task | NodeTask
     attempt: int
     proc: subprocess.Popen
     started: float
-    deadline: float | None
+    limit: timedelta | None  # the run's maxWallClockTime
     pidfd: int | None
     failure: dict | None = None  # set when we killed it for a reason of our own
     cancelled: bool = False  # the run was ended elsewhere (terminated, deleted)
+
+    @property
+    def deadline(self) -> float | None:
+        return self.started + self.limit.total_seconds() if self.limit else None
 
 
 def exit_code_of(returncode: int) -> int:
@@ -55,11 +62,11 @@ def exit_code_of(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def task_environment(task: Task, node_id: str) -> dict[str, str]:
-    job = task.job
+def environment(job: Job, node_id: str, *, task_id: str, directory: Path, own: list[dict]) -> dict[str, str]:
+    """What a task (or the job's preparation or release task) finds in its environment."""
     node_root = settings.BATCHSITE_NODE_ROOT
     env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
-    for setting in [*job.common_environment_settings, *task.environment_settings]:
+    for setting in [*job.common_environment_settings, *own]:
         env[setting["name"]] = setting.get("value") or ""
     env.update({
         "AZ_BATCH_ACCOUNT_NAME": "batchsite",
@@ -69,14 +76,58 @@ def task_environment(task: Task, node_id: str) -> dict[str, str]:
         "AZ_BATCH_NODE_ROOT_DIR": str(node_root),
         "AZ_BATCH_NODE_SHARED_DIR": str(node_root / "shared"),
         "AZ_BATCH_JOB_ID": job.batch_id,
-        "AZ_BATCH_TASK_ID": task.batch_id,
-        "AZ_BATCH_TASK_DIR": str(task_dir(task)),
-        "AZ_BATCH_TASK_WORKING_DIR": str(working_dir(task)),
+        "AZ_BATCH_TASK_ID": task_id,
+        "AZ_BATCH_TASK_DIR": str(directory),
+        "AZ_BATCH_TASK_WORKING_DIR": str(directory / "wd"),
         "AZ_BATCH_ACCOUNT_URL": settings.BATCHSITE_ACCOUNT_URL,
     })
+    if job.job_preparation_task:
+        prep = node_task_dir(job, node_id, node_tasks.PREPARATION)
+        env["AZ_BATCH_JOB_PREP_DIR"], env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = str(prep), str(prep / "wd")
+    return env
+
+
+def task_environment(task: Task, node_id: str) -> dict[str, str]:
+    env = environment(task.job, node_id, task_id=task.batch_id, directory=task_dir(task),
+                      own=task.environment_settings)
     if task_tokens.wants_token(task):
         env["AZ_BATCH_AUTHENTICATION_TOKEN"] = task_tokens.issue(task)
     return env
+
+
+def start_process(command_line: str, directory: Path, env: dict[str, str]) -> tuple[subprocess.Popen | None, str]:
+    """Start a command line (no shell) in directory/wd with stdout.txt and stderr.txt beside it.
+
+    The process, or None and why it could not start (also written to stderr.txt).
+    """
+    try:
+        argv = shlex.split(command_line)
+    except ValueError as exc:
+        argv, error = [], f"the command line cannot be split: {exc}"
+    else:
+        error = "" if argv else "the command line is empty"
+    workdir = directory / "wd"
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = None
+    with open(directory / "stdout.txt", "wb") as out, open(directory / "stderr.txt", "wb") as err:
+        if not error:
+            try:
+                proc = subprocess.Popen(
+                    argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    start_new_session=True, close_fds=True,
+                )
+            except OSError as exc:  # not found, not executable, bad interpreter, ...
+                error = f"{exc.strerror or exc}"
+        if error:
+            err.write(f"batchsite: cannot start {argv[0] if argv else 'the task'}: {error}\n".encode())
+    return proc, error
+
+
+def program_of(command_line: str) -> str:
+    try:
+        return (shlex.split(command_line) or [""])[0]
+    except ValueError:
+        return ""
 
 
 @dataclass
@@ -87,7 +138,11 @@ class WorkerLoop:
     check_interval: float = 1.0  # how often it asks whether its runs were ended elsewhere
     grace: float = 10.0  # how long a stopping worker lets its runs finish before requeueing them
     exit_when_idle: bool = False  # for tests and one-shot use: stop when no work is left
-    runs: dict[int, Run] = field(default_factory=dict)
+    runs: dict[int, Run] = field(default_factory=dict)  # by task pk
+    # The job's preparation and release runs, by (job pk, kind); they take no slot.
+    node_runs: dict[tuple[int, str], Run] = field(default_factory=dict)
+    # Tasks claimed in `preparing`, by job pk, waiting for the preparation on this worker.
+    held: dict[int, list[Task]] = field(default_factory=dict)
 
     def __post_init__(self):
         self.stopping = False
@@ -119,9 +174,11 @@ class WorkerLoop:
             Worker.objects.update_or_create(name=self.name, defaults=dict(
                 hostname=socket.gethostname(), pid=os.getpid(), slots=self.slots,
                 state=WorkerState.RUNNING, started_at=now, heartbeat_at=now))
-        # Runs left behind by an earlier life of this name go back to the queue.
+        # Runs left behind by an earlier life of this name go back to the queue; the
+        # release tasks it did not finish are owed again.
         if requeued := services.requeue_tasks(node_id=self.name):
             log.warning("requeued %d task(s) left running by an earlier worker %s", requeued, self.name)
+        node_tasks.forget_unfinished_releases(self.name)
 
     def install_signal_handlers(self) -> None:
         def on_signal(signum, frame):
@@ -138,24 +195,33 @@ class WorkerLoop:
         signal.signal(signal.SIGINT, on_signal)
 
     def finished(self) -> bool:
-        return self.stopping and not self.runs
+        return self.stopping and not self.runs and not self.node_runs and not self.held
+
+    def busy(self) -> int:
+        """Slots taken: running tasks and tasks waiting for their job's preparation."""
+        return len(self.runs) + sum(len(tasks) for tasks in self.held.values())
 
     def shutdown(self) -> None:
         self.abandon_runs()
         Worker.objects.filter(name=self.name).update(state=WorkerState.STOPPED, heartbeat_at=timezone.now())
+        settle_jobs()  # jobs that waited for this worker's release task need not wait any more
 
     def abandon_runs(self) -> None:
-        """Kill what still runs and put it back in the queue (requeueCount + 1)."""
-        if self.runs:
-            attempts = {pk: run.attempt for pk, run in self.runs.items()}
-            for run in self.runs.values():
-                self.kill(run)
-            for run in self.runs.values():
-                run.proc.wait()
-                self.close(run)
+        """Kill what still runs and put its tasks back in the queue (requeueCount + 1)."""
+        attempts = {pk: run.attempt for pk, run in self.runs.items()}
+        attempts.update({t.pk: t.attempt for tasks in self.held.values() for t in tasks})
+        every = [*self.runs.values(), *self.node_runs.values()]
+        for run in every:
+            self.kill(run)
+        for run in every:
+            run.proc.wait()
+            self.close(run)
+        if attempts:
             n = services.requeue_tasks(node_id=self.name, attempts=attempts)
             log.info("requeued %d running task(s)", n)
-            self.runs.clear()
+        self.runs.clear()
+        self.node_runs.clear()
+        self.held.clear()
 
     # --- the loop ------------------------------------------------------------------
 
@@ -166,6 +232,8 @@ class WorkerLoop:
         if now >= self.next_check:
             self.next_check = now + self.check_interval
             self.cancel_ended_runs()
+            if not self.stopping:
+                self.start_due_releases()
         if now >= self.next_heartbeat:
             self.next_heartbeat = now + settings.BATCHSITE_HEARTBEAT_SECONDS
             self.heartbeat()
@@ -176,74 +244,108 @@ class WorkerLoop:
             else:
                 self.wait(min(0.2, self.stop_deadline - now))
             return
-        if len(self.runs) < self.slots and now >= self.next_claim:
+        if self.busy() < self.slots and now >= self.next_claim:
             if self.claim_and_launch() == 0:
                 self.next_claim = now + self.poll_interval
-                if self.exit_when_idle and not self.runs:
-                    self.stopping, self.stop_deadline = True, now
-                    return
+                if self.exit_when_idle and not self.runs and not self.node_runs and not self.held:
+                    self.start_due_releases()  # ended jobs may still want this worker's release
+                    if not self.node_runs:
+                        self.stopping, self.stop_deadline = True, now
+                        return
             else:
                 return  # there may be more: claim again before sleeping
         self.wait(self.timeout(now))
 
     def timeout(self, now: float) -> float:
         moments = [self.next_check, self.next_heartbeat]
-        if len(self.runs) < self.slots:
+        if self.busy() < self.slots:
             moments.append(self.next_claim)
-        moments += [run.deadline for run in self.runs.values() if run.deadline]
+        moments += [run.deadline for run in self.every_run() if run.deadline]
         return max(0.0, min(moments) - now)
+
+    def every_run(self) -> list[Run]:
+        return [*self.runs.values(), *self.node_runs.values()]
 
     def wait(self, timeout: float) -> None:
         """Sleep until a child exits or `timeout` passes."""
-        fds = [run.pidfd for run in self.runs.values() if run.pidfd is not None]
-        if fds and len(fds) == len(self.runs):
+        runs = self.every_run()
+        fds = [run.pidfd for run in runs if run.pidfd is not None]
+        if fds and len(fds) == len(runs):
             select.select(fds, [], [], timeout)
         else:
-            time.sleep(min(timeout, 0.05) if self.runs else timeout)
+            time.sleep(min(timeout, 0.05) if runs else timeout)
 
     def claim_and_launch(self) -> int:
-        tasks = services.claim_tasks(node_id=self.name, limit=self.slots - len(self.runs))
+        tasks = services.claim_tasks(node_id=self.name, limit=self.slots - self.busy())
         for task in tasks:
-            self.launch(task)
+            if task.job.job_preparation_task:
+                self.prepare(task.job)
+            if task.state == TaskState.PREPARING:
+                self.held.setdefault(task.job_id, []).append(task)
+            else:
+                self.launch(task)
         self.claimed_total += len(tasks)
         return len(tasks)
 
     def launch(self, task: Task) -> None:
         attempt = task.attempt
-        try:
-            argv = shlex.split(task.command_line)
-        except ValueError as exc:
-            argv, error = [], f"the command line cannot be split: {exc}"
-        else:
-            error = "" if argv else "the command line is empty"
-        directory = task_dir(task)
-        workdir = working_dir(task)
-        workdir.mkdir(parents=True, exist_ok=True)
-        with open(directory / "stdout.txt", "wb") as out, open(directory / "stderr.txt", "wb") as err:
-            if not error:
-                try:
-                    proc = subprocess.Popen(
-                        argv, cwd=workdir, env=task_environment(task, self.name),
-                        stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                        start_new_session=True, close_fds=True,
-                    )
-                except OSError as exc:  # not found, not executable, bad interpreter, ...
-                    error = f"{exc.strerror or exc}"
-            if error:
-                err.write(f"batchsite: cannot start {argv[0] if argv else 'the task'}: {error}\n".encode())
-        if error:
+        proc, error = start_process(task.command_line, task_dir(task), task_environment(task, self.name))
+        if proc is None:
             log.info("task %s/%s could not start: %s", task.job.batch_id, task.batch_id, error)
             services.finish_task(task=task, attempt=attempt, exit_code=None,
-                                 failure=services.program_not_found(argv[0] if argv else "", error))
+                                 failure=services.program_not_found(program_of(task.command_line), error))
             return
-        limit = task.max_wall_clock_time
-        started = time.monotonic()
-        self.runs[task.pk] = Run(
-            task=task, attempt=attempt, proc=proc, started=started,
-            deadline=started + limit.total_seconds() if limit else None,
-            pidfd=self.pidfd(proc.pid),
-        )
+        self.runs[task.pk] = Run(task=task, attempt=attempt, proc=proc, started=time.monotonic(),
+                                 limit=task.max_wall_clock_time, pidfd=self.pidfd(proc.pid))
         log.debug("task %s/%s started (pid %d)", task.job.batch_id, task.batch_id, proc.pid)
+
+    # --- the job's preparation and release tasks -------------------------------------
+
+    def prepare(self, job: Job) -> None:
+        """Start the job's preparation here unless it runs, succeeded, or (without waitForSuccess) ran."""
+        if (job.pk, node_tasks.PREPARATION) in self.node_runs:
+            return
+        done = node_tasks.prepared_on if node_tasks.waits_for_preparation(job) else node_tasks.ran_on
+        if not done(job, self.name):
+            self.launch_node_task(job, node_tasks.PREPARATION)
+
+    def start_due_releases(self) -> None:
+        for job in node_tasks.releases_due(self.name):
+            if (job.pk, node_tasks.RELEASE) not in self.node_runs:
+                self.launch_node_task(job, node_tasks.RELEASE)
+
+    def launch_node_task(self, job: Job, kind: str) -> None:
+        row = node_tasks.start(job, self.name, kind)
+        spec = node_tasks.spec_of(job, kind) or {}
+        directory = node_task_dir(job, self.name, kind)
+        env = environment(job, self.name, task_id=node_tasks.task_id_of(job, kind), directory=directory,
+                          own=spec.get("environmentSettings") or [])
+        proc, error = start_process(spec.get("commandLine", ""), directory, env)
+        if proc is None:
+            log.info("job %s: %s task could not start: %s", job.batch_id, kind, error)
+            failure = services.program_not_found(program_of(spec.get("commandLine", "")), error)
+            self.node_task_ended(row, row.attempt, None, failure)
+            return
+        self.node_runs[(job.pk, kind)] = Run(task=row, attempt=row.attempt, proc=proc, started=time.monotonic(),
+                                             limit=node_tasks.wall_clock_limit(job, kind),
+                                             pidfd=self.pidfd(proc.pid))
+        log.info("job %s: %s task started (pid %d)", job.batch_id, kind, proc.pid)
+
+    def node_task_ended(self, row: NodeTask, attempt: int, exit_code: int | None, failure: dict | None) -> None:
+        job = row.job
+        outcome = node_tasks.finish(row, attempt, exit_code, failure)
+        log.info("job %s: %s task exited %s: %s", job.batch_id, row.kind, exit_code, outcome or "no longer ours")
+        if row.kind != node_tasks.PREPARATION:
+            return
+        if outcome == "retried":
+            self.launch_node_task(job, row.kind)
+            return
+        held = self.held.pop(job.pk, [])
+        if outcome == "succeeded":
+            for task in services.start_prepared_tasks(held):
+                self.launch(task)
+        elif held:  # failed for good (or no longer ours): the tasks go back for other workers
+            services.requeue_tasks(node_id=self.name, attempts={t.pk: t.attempt for t in held})
 
     @staticmethod
     def pidfd(pid: int) -> int | None:
@@ -253,7 +355,13 @@ class WorkerLoop:
             return None
 
     def reap(self) -> None:
-        """Record every run that has ended, all in one transaction."""
+        """Record every run that has ended, the tasks' all in one transaction."""
+        for key, run in list(self.node_runs.items()):
+            returncode = run.proc.poll()
+            if returncode is not None:
+                del self.node_runs[key]
+                self.close(run)
+                self.node_task_ended(run.task, run.attempt, exit_code_of(returncode), run.failure)
         ended = []
         for pk, run in list(self.runs.items()):
             returncode = run.proc.poll()
@@ -270,9 +378,9 @@ class WorkerLoop:
                      outcome or "no longer ours")
 
     def enforce_deadlines(self, now: float) -> None:
-        for run in self.runs.values():
+        for run in self.every_run():
             if run.deadline and now >= run.deadline and run.failure is None:
-                run.failure = services.wall_clock_expired(run.task.max_wall_clock_time)
+                run.failure = services.wall_clock_expired(run.limit)
                 self.kill(run)
 
     def cancel_ended_runs(self) -> None:
