@@ -201,6 +201,18 @@ REST_FRAMEWORK = {
 # Where workers create task directories (Batch's AZ_BATCH_NODE_ROOT_DIR). The file
 # API reads from here too, so web and workers must share it.
 BATCHSITE_NODE_ROOT = Path(env_str("BATCHSITE_NODE_ROOT", str(DATA_DIR / "nodes")))
+# Batch's blob storage, for resourceFiles and outputFiles: its top-level folders are
+# containers. Any Django storage backend may take the place of this folder.
+BATCHSITE_STORAGE_ROOT = Path(env_str("BATCHSITE_STORAGE_ROOT", str(DATA_DIR / "storage")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "batchsite": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                  "OPTIONS": {"location": str(BATCHSITE_STORAGE_ROOT)}},
+}
+# How long a completed task's directory is kept when its constraints say nothing
+# (the Batch default is 7 days).
+BATCHSITE_DEFAULT_RETENTION = timedelta(days=env_int("BATCHSITE_DEFAULT_RETENTION_DAYS", 7))
 # A worker whose heartbeat is older than this is dead; its tasks are requeued.
 # The account endpoint tasks are told (AZ_BATCH_ACCOUNT_URL) to call back with their token.
 BATCHSITE_ACCOUNT_URL = env_str("BATCHSITE_ACCOUNT_URL", "http://127.0.0.1:8000/batch")

@@ -15,6 +15,7 @@ from batchapi.fields import (
 from batchapi.odata import Prop
 from batchapi.wire import drop_none, duration, iso
 
+from . import staging
 from .models import Task, TaskKind, TaskResult, TaskState
 
 DEFAULT_RETENTION = "P7D"  # the Batch service keeps a task's directory 7 days by default
@@ -44,6 +45,14 @@ class TaskAddSerializer(serializers.Serializer):
     authenticationTokenSettings = JSONObjectField(required=False)
     requiredSlots = IntField(required=False, min_value=1)
 
+    def validate_resourceFiles(self, value):
+        staging.validate_resource_files(value)
+        return value
+
+    def validate_outputFiles(self, value):
+        staging.validate_output_files(value)
+        return value
+
 
 class JobManagerTaskSerializer(TaskAddSerializer):
     """jobManagerTask: a task's body without dependencies or exit conditions, and its own flags.
@@ -71,6 +80,10 @@ class JobPreparationTaskSerializer(serializers.Serializer):
     userIdentity = JSONObjectField(required=False)
     rerunOnNodeRebootAfterSuccess = StrictBooleanField(required=False)
 
+    def validate_resourceFiles(self, value):
+        staging.validate_resource_files(value)
+        return value
+
 
 class JobReleaseTaskSerializer(serializers.Serializer):
     """jobReleaseTask: run, when the job ends, on each worker that ran its preparation."""
@@ -83,6 +96,10 @@ class JobReleaseTaskSerializer(serializers.Serializer):
     maxWallClockTime = WireDurationField(required=False, allow_null=True)
     retentionTime = WireDurationField(required=False, allow_null=True)
     userIdentity = JSONObjectField(required=False)
+
+    def validate_resourceFiles(self, value):
+        staging.validate_resource_files(value)
+        return value
 
 
 class TaskUpdateSerializer(serializers.Serializer):

@@ -27,8 +27,8 @@ from batchapi import task_tokens
 from jobs.models import Job
 from jobs.services import purge_deleted_jobs, settle_jobs
 
-from . import counts, node_tasks, services
-from .files import node_task_dir, task_dir
+from . import counts, node_tasks, services, staging
+from .files import node_task_dir, task_dir, working_dir
 from .models import NodeTask, Task, TaskState, Worker, WorkerState
 
 log = logging.getLogger("batchsite.worker")
@@ -289,6 +289,9 @@ class WorkerLoop:
 
     def launch(self, task: Task) -> None:
         attempt = task.attempt
+        if failure := self.stage_in(task.resource_files, task_dir(task)):
+            services.finish_task(task=task, attempt=attempt, exit_code=None, failure=failure)
+            return
         proc, error = start_process(task.command_line, task_dir(task), task_environment(task, self.name))
         if proc is None:
             log.info("task %s/%s could not start: %s", task.job.batch_id, task.batch_id, error)
@@ -298,6 +301,36 @@ class WorkerLoop:
         self.runs[task.pk] = Run(task=task, attempt=attempt, proc=proc, started=time.monotonic(),
                                  limit=task.max_wall_clock_time, pidfd=self.pidfd(proc.pid))
         log.debug("task %s/%s started (pid %d)", task.job.batch_id, task.batch_id, proc.pid)
+
+    @staticmethod
+    def stage_in(resource_files: list, directory: Path) -> dict | None:
+        """Download the resource files before the command runs; the failure (also in stderr.txt) if one failed.
+
+        The download happens on the worker's loop: a run that ends meanwhile is
+        recorded when it is done.
+        """
+        if not resource_files:
+            return None
+        try:
+            staging.download(resource_files, directory / "wd")
+        except staging.StagingError as exc:
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "stderr.txt").write_text(f"batchsite: {exc}: {exc.failure['details']}\n")
+            log.info("%s: %s", directory, exc)
+            return exc.failure
+        return None
+
+    def stage_out(self, run: Run, exit_code: int) -> dict | None:
+        """Upload the task's output files its run qualifies for; the failure if one could not go."""
+        if not run.task.output_files:
+            return None
+        try:
+            staging.upload(run.task.output_files, working_dir(run.task),
+                           succeeded=run.failure is None and exit_code == 0)
+        except staging.StagingError as exc:
+            log.info("task %s/%s: %s", run.task.job.batch_id, run.task.batch_id, exc)
+            return exc.failure
+        return None
 
     # --- the job's preparation and release tasks -------------------------------------
 
@@ -318,6 +351,10 @@ class WorkerLoop:
         row = node_tasks.start(job, self.name, kind)
         spec = node_tasks.spec_of(job, kind) or {}
         directory = node_task_dir(job, self.name, kind)
+        directory.mkdir(parents=True, exist_ok=True)
+        if failure := self.stage_in(spec.get("resourceFiles") or [], directory):
+            self.node_task_ended(row, row.attempt, None, failure)
+            return
         env = environment(job, self.name, task_id=node_tasks.task_id_of(job, kind), directory=directory,
                           own=spec.get("environmentSettings") or [])
         proc, error = start_process(spec.get("commandLine", ""), directory, env)
@@ -370,7 +407,9 @@ class WorkerLoop:
             del self.runs[pk]
             self.close(run)
             if not run.cancelled:
-                ended.append(services.RunEnd(run.task, run.attempt, exit_code_of(returncode), run.failure))
+                exit_code = exit_code_of(returncode)
+                failure = run.failure or self.stage_out(run, exit_code)
+                ended.append(services.RunEnd(run.task, run.attempt, exit_code, failure))
         if not ended:
             return
         for end, outcome in zip(ended, services.finish_tasks(ended)):

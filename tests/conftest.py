@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def node_root(tmp_path, settings):
-    """Each test gets its own task directories."""
+    """Each test gets its own task directories and blob storage."""
     settings.BATCHSITE_NODE_ROOT = tmp_path / "nodes"
+    settings.BATCHSITE_STORAGE_ROOT = tmp_path / "storage"
+    settings.STORAGES = {**settings.STORAGES, "batchsite": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(settings.BATCHSITE_STORAGE_ROOT)}}}
     return settings.BATCHSITE_NODE_ROOT
 
 
@@ -55,6 +59,7 @@ def worker_env(**extra) -> dict:
     env.update({
         "DATABASE_URL": database_url(),
         "BATCHSITE_NODE_ROOT": str(settings.BATCHSITE_NODE_ROOT),
+        "BATCHSITE_STORAGE_ROOT": str(settings.BATCHSITE_STORAGE_ROOT),
         "BATCHSITE_LOG_LEVEL": "WARNING",
     })
     env.update(extra)

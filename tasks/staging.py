@@ -1,0 +1,294 @@
+"""Resource files in before a command runs, output files out after it (Batch's file staging).
+
+Files go to and come from a Django storage (settings.STORAGES["batchsite"]: a folder
+under the data directory by default; any Django storage backend can take its
+place). Its top-level folders are Batch's blob containers. A container is named by
+- `autoStorageContainerName: "inputs"`, or
+- a URL: `storage://inputs`, or an Azure blob container URL such as
+  `https://account.blob.core.windows.net/inputs?sv=…`, which stands for the local
+  container `inputs`, so that task definitions written for Azure run unchanged
+  (the SAS is not needed and not checked).
+
+Path rules (the Batch docs', and one of ours): a resource file's `filePath` is
+relative to the task's working directory and may not leave it (no absolute path,
+no `..`); an output `filePattern` is relative to the working directory and may
+reach the task directory above it (`../std*.txt` uploads stdout and stderr), never
+further. Symlinks are never followed out: outputs that are symlinks are skipped,
+and downloads never write through one.
+"""
+
+import os
+import re
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+from django.core.files import File
+from django.core.files.storage import storages
+
+from batchapi.errors import invalid_property
+
+HTTP_TIMEOUT = 60  # seconds without a byte before a download fails
+UPLOAD_CONDITIONS = ("tasksuccess", "taskfailure", "taskcompletion")
+CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+class StagingError(Exception):
+    """A file that could not be staged: becomes the task's failureInfo."""
+
+    def __init__(self, code: str, message: str, **details: str):
+        super().__init__(message)
+        self.failure = {"category": "usererror", "code": code, "message": message,
+                        "details": [{"name": k, "value": str(v)} for k, v in details.items()]}
+
+
+def storage():
+    return storages["batchsite"]
+
+
+# --- names and paths ------------------------------------------------------------------
+
+
+def container_of(reference: str) -> str:
+    """The local container a container name or URL stands for."""
+    parts = urlsplit(reference)
+    if parts.scheme == "storage":
+        name = parts.netloc
+    elif parts.scheme in ("http", "https"):
+        name = parts.path.strip("/").split("/")[0]
+    else:
+        name = reference
+    if not CONTAINER_NAME.match(name or "") or ".." in name:
+        raise ValueError(f"{reference!r} names no container")
+    return name
+
+
+def relative_path(path: str, *, may_climb: int = 0) -> PurePosixPath:
+    """A relative path with at most `may_climb` leading `..` and none elsewhere."""
+    pure = PurePosixPath(path.replace("\\", "/"))
+    parts = [p for p in pure.parts if p != "."]
+    if pure.is_absolute() or re.match(r"^[A-Za-z]:", path):
+        raise ValueError("must be a relative path")
+    climbs = 0
+    while climbs < len(parts) and parts[climbs] == "..":
+        climbs += 1
+    if climbs > may_climb or ".." in parts[climbs:]:
+        raise ValueError("may not leave the task's directory")
+    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+
+
+def validate_resource_files(files: list, name: str = "resourceFiles") -> None:
+    """Add Task's checks, as 400 InvalidPropertyValue naming the property."""
+    for i, rf in enumerate(files):
+        where = f"{name}[{i}]"
+        if not isinstance(rf, dict):
+            raise invalid_property(where, "must be an object")
+        sources = [k for k in ("httpUrl", "storageContainerUrl", "autoStorageContainerName") if rf.get(k)]
+        if len(sources) != 1:
+            raise invalid_property(where, "exactly one of httpUrl, storageContainerUrl and "
+                                          "autoStorageContainerName must be given")
+        try:
+            if sources[0] == "httpUrl":
+                if urlsplit(str(rf["httpUrl"])).scheme not in ("http", "https"):
+                    raise ValueError("httpUrl must be an http or https URL")
+                if not rf.get("filePath"):
+                    raise ValueError("filePath is required with httpUrl")
+            else:
+                container_of(str(rf[sources[0]]))
+            if rf.get("filePath"):
+                relative_path(str(rf["filePath"]))
+            if rf.get("fileMode") is not None and not re.fullmatch(r"0?[0-7]{3}", str(rf["fileMode"])):
+                raise ValueError("fileMode must be an octal mode such as 0755")
+        except ValueError as exc:
+            raise invalid_property(where, str(exc)) from None
+
+
+def validate_output_files(files: list, name: str = "outputFiles") -> None:
+    for i, of in enumerate(files):
+        where = f"{name}[{i}]"
+        if not isinstance(of, dict):
+            raise invalid_property(where, "must be an object")
+        try:
+            relative_path(str(of.get("filePattern") or ""), may_climb=1)
+            if not of.get("filePattern"):
+                raise ValueError("filePattern is required")
+            container = ((of.get("destination") or {}).get("container") or {})
+            container_of(str(container.get("containerUrl") or ""))
+            if container.get("path"):
+                relative_path(str(container["path"]))
+            condition = str((of.get("uploadOptions") or {}).get("uploadCondition", "taskcompletion")).lower()
+            if condition not in UPLOAD_CONDITIONS:
+                raise ValueError(f"uploadCondition must be one of {', '.join(UPLOAD_CONDITIONS)}")
+        except ValueError as exc:
+            raise invalid_property(where, str(exc)) from None
+
+
+def _target(workdir: Path, relative: PurePosixPath) -> Path:
+    """Where a download goes: inside workdir, through no symlink, replacing none."""
+    target = workdir / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.resolve().is_relative_to(workdir.resolve()):
+        raise ValueError("the path leads out of the working directory")
+    return target
+
+
+def _place(source, target: Path, mode: str | None) -> None:
+    """Write a stream to target atomically (a symlink at target is replaced, not followed)."""
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, prefix=".download-") as out:
+        shutil.copyfileobj(source, out, 1024 * 1024)
+    os.replace(out.name, target)
+    if mode is not None:
+        os.chmod(target, int(str(mode), 8))
+
+
+# --- in --------------------------------------------------------------------------------
+
+
+def download(resource_files: list, workdir: Path) -> None:
+    """Fetch every resource file into workdir, or raise StagingError for the first that fails."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for rf in resource_files:
+        file_path = str(rf.get("filePath") or "")
+        try:
+            if rf.get("httpUrl"):
+                _download_url(str(rf["httpUrl"]), _target(workdir, relative_path(file_path)), rf.get("fileMode"))
+            else:
+                container = container_of(str(rf.get("storageContainerUrl") or rf.get("autoStorageContainerName")))
+                base = relative_path(file_path) if file_path else PurePosixPath(".")
+                _download_container(container, str(rf.get("blobPrefix") or ""), workdir, base, rf.get("fileMode"))
+        except (OSError, ValueError, urllib.error.URLError) as exc:
+            source = rf.get("httpUrl") or rf.get("storageContainerUrl") or rf.get("autoStorageContainerName")
+            raise StagingError("ResourceFileDownloadError", "A resource file could not be downloaded",
+                               Source=source, FilePath=file_path, Message=str(exc)) from exc
+
+
+def _download_url(url: str, target: Path, mode: str | None) -> None:
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError("httpUrl must be an http or https URL")
+    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response:  # noqa: S310 (scheme checked)
+        _place(response, target, mode)
+
+
+def blob_names(container: str, prefix: str = "") -> list[str]:
+    """Every file of a container ('/'-separated names) starting with prefix."""
+    store, names, folders = storage(), [], [""]
+    if not store.exists(container):
+        return []
+    while folders:
+        folder = folders.pop()
+        dirs, files = store.listdir(f"{container}/{folder}".rstrip("/"))
+        folders += [f"{folder}{d}/" for d in dirs]
+        names += [f"{folder}{f}" for f in files if f"{folder}{f}".startswith(prefix)]
+    return sorted(names)
+
+
+def _download_container(container: str, prefix: str, workdir: Path, base: PurePosixPath, mode) -> None:
+    store = storage()
+    for name in blob_names(container, prefix):
+        target = _target(workdir, base / relative_path(name))
+        with store.open(f"{container}/{name}", "rb") as source:
+            _place(source, target, mode)
+
+
+# --- out -------------------------------------------------------------------------------
+
+
+def wanted(output_file: dict, *, succeeded: bool) -> bool:
+    condition = str((output_file.get("uploadOptions") or {}).get("uploadCondition", "taskcompletion")).lower()
+    return condition == "taskcompletion" or (condition == "tasksuccess") == succeeded
+
+
+def upload(output_files: list, workdir: Path, *, succeeded: bool) -> list[str]:
+    """Upload the outputs whose uploadCondition the run met; the blob names written.
+
+    Raises StagingError for the first pattern that could not be uploaded.
+    """
+    written = []
+    task_root = workdir.parent.resolve()
+    for of in output_files:
+        if not wanted(of, succeeded=succeeded):
+            continue
+        pattern = str(of.get("filePattern") or "")
+        destination = (of.get("destination") or {}).get("container") or {}
+        try:
+            container = container_of(str(destination.get("containerUrl") or ""))
+            path = str(relative_path(destination["path"])) if destination.get("path") else ""
+            written += _upload_pattern(relative_path(pattern, may_climb=1), workdir, task_root, container, path)
+        except (OSError, ValueError) as exc:
+            raise StagingError("FileUploadError", "An output file could not be uploaded",
+                               FilePattern=pattern, Message=str(exc)) from exc
+    return written
+
+
+def _glob_regex(pattern: str) -> re.Pattern:
+    """A filePattern (relative, '/'-separated) as a regex: `**` any depth, `*` and `?` within a name."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and (end := pattern.find("]", i + 1)) > i:
+            out.append("[" + pattern[i + 1:end].replace("!", "^", 1) + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def _matching_files(pattern: PurePosixPath, workdir: Path) -> list[tuple[Path, str]]:
+    """Regular files matching the pattern, with their names relative to its fixed leading part.
+
+    Walks without following symlinks (a link to / or a loop costs nothing), and
+    leaves symlinked files out: nothing leaves with the outputs that is not the task's.
+    """
+    parts = pattern.parts
+    first_wild = next((i for i, p in enumerate(parts) if any(ch in p for ch in "*?[")), None)
+    if first_wild is None:  # one named file
+        file = Path(os.path.normpath(workdir / pattern))
+        if file.is_symlink() or not file.is_file():
+            raise ValueError(f"{pattern} does not exist or is not a regular file")
+        return [(file, file.name)]
+    base = Path(os.path.normpath(workdir.joinpath(*parts[:first_wild])))
+    if base.is_symlink() or not base.is_dir():
+        return []
+    wanted = _glob_regex("/".join(parts[first_wild:]))
+    found = []
+    for folder, dirs, files in os.walk(base, followlinks=False):
+        for name in files:
+            file = Path(folder) / name
+            relative = file.relative_to(base).as_posix()
+            if wanted.match(relative) and not file.is_symlink() and file.is_file():
+                found.append((file, relative))
+    return sorted(found)
+
+
+def _upload_pattern(pattern: PurePosixPath, workdir: Path, task_root: Path, container: str, path: str) -> list[str]:
+    has_wildcard = any(ch in str(pattern) for ch in "*?[")
+    store, written = storage(), []
+    for file, relative in _matching_files(pattern, workdir):
+        if not file.resolve().is_relative_to(task_root):
+            continue
+        if has_wildcard:
+            name = f"{path}/{relative}" if path else relative
+        else:
+            name = path or relative  # a named file: path is the blob's whole name
+        blob = f"{container}/{name}"
+        with open(file, "rb") as source:
+            if store.exists(blob):
+                store.delete(blob)
+            store.save(blob, File(source))
+        written.append(blob)
+    return written
