@@ -163,7 +163,8 @@ class TaskReactivateView(TaskActionView):
 class TaskFileListView(BatchView):
     def get(self, request, job_id, task_id):
         job = get_job(job_id, only=JOB_COLUMNS)
-        task = get_task(job, task_id, only=("pk", "batch_id", "job"))
+        task = get_task(job, task_id, only=("pk", "batch_id", "job", "files_removed_at"))
+        files.refuse_cleaned_up(task)
         page_size = max_results(request.query_params)
         recursive = request.query_params.get("recursive", "false").lower() == "true"
         after = request.query_params.get("$skiptoken", "")
@@ -210,7 +211,9 @@ class TaskFileView(BatchView):
         return self._headers(response, stat, None)
 
     def _file(self, job_id, task_id, file_path):
-        task = get_task(get_job(job_id, only=JOB_COLUMNS), task_id, only=("pk", "batch_id", "job"))
+        task = get_task(get_job(job_id, only=JOB_COLUMNS), task_id,
+                        only=("pk", "batch_id", "job", "files_removed_at"))
+        files.refuse_cleaned_up(task)
         path = files.resolve(task, file_path)
         if not path.is_file():
             raise files.file_not_found(file_path)

@@ -45,6 +45,15 @@ def file_not_found(path: str) -> BatchError:
     return BatchError("FileNotFound", "The specified file does not exist.", 404, {"FilePath": path})
 
 
+def refuse_cleaned_up(task) -> None:
+    """A task whose retentionTime passed has no files any more, and says so."""
+    if task.files_removed_at is not None:
+        # The Batch docs name the code (TaskFilesCleanedup), not the status; the
+        # task is there, its files are not: 409, as for other states that forbid.
+        raise BatchError("TaskFilesCleanedup", "The task's files have been cleaned up: its retention time "
+                         "has passed.", 409, {"TaskId": task.batch_id})
+
+
 def resolve(task, relative: str) -> Path:
     """The file `relative` names inside the task directory; never a path outside it.
 

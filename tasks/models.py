@@ -97,6 +97,10 @@ class Task(models.Model):
 
     creation_time = models.DateTimeField()
     last_modified = models.DateTimeField()
+    # When the task's directory may go (its end plus retentionTime, set when it
+    # completes) and when the worker housekeeping removed it.
+    files_expire_at = models.DateTimeField(null=True, blank=True)
+    files_removed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -123,6 +127,9 @@ class Task(models.Model):
             # Requeueing the running tasks of a dead worker.
             # Live task rows: the rows of a page changed since the last push.
             models.Index(fields=["job", "last_modified"], name="task_job_modified"),
+            # The retention sweep: directories due for removal, oldest first.
+            models.Index(fields=["files_expire_at"], name="task_files_expiring",
+                         condition=Q(files_expire_at__isnull=False, files_removed_at__isnull=True)),
             models.Index(
                 fields=["node_id"], name="task_running_on_node",
                 condition=Q(state__in=["preparing", "running"]),

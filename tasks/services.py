@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from batchapi.errors import BatchError
@@ -54,6 +55,19 @@ def program_not_found(program: str, reason: str) -> dict:
         "message": "The specified command program is not found",
         "details": [{"name": "Program", "value": program}, {"name": "Message", "value": reason}],
     }
+
+
+def files_expire_after(moment):
+    """When a task's directory may go: `moment` (a time, or an expression such as
+    F("end_time")) plus its retentionTime, or the settings' default without one."""
+    from django.conf import settings
+
+    if not hasattr(moment, "resolve_expression"):
+        moment = Value(moment, output_field=DateTimeField())
+    return ExpressionWrapper(
+        moment + Coalesce(F("retention_time"), Value(settings.BATCHSITE_DEFAULT_RETENTION,
+                                                     output_field=DurationField())),
+        output_field=DateTimeField())
 
 
 def run_time_until(now):
@@ -289,7 +303,7 @@ def _complete(task: Task, attempt: int, deltas: Deltas, *, result: str, exit_cod
         state=TaskState.COMPLETED, previous_state=F("state"),
         previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
         end_time=now, exit_code=exit_code, result=result, failure_info=failure, last_modified=now,
-        run_time=run_time_until(now),
+        run_time=run_time_until(now), files_expire_at=files_expire_after(now),
     )
     if not done:
         return False
@@ -415,7 +429,8 @@ def terminate_task(*, task: Task) -> None:
             done = Task.objects.filter(pk=task.pk, state=state).update(
                 state=TaskState.COMPLETED, previous_state=state,
                 previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
-                end_time=now, result=TaskResult.FAILURE, failure_info=TASK_ENDED, last_modified=now, **ran,
+                end_time=now, result=TaskResult.FAILURE, failure_info=TASK_ENDED, last_modified=now,
+                files_expire_at=files_expire_after(now), **ran,
             )
             if done:
                 counts.apply(task.job_id, counts.transition((state, None), (TaskState.COMPLETED, TaskResult.FAILURE)))
@@ -443,7 +458,8 @@ def terminate_running_tasks_of_job(*, job: Job) -> int:
     now = timezone.now()
     return _move_running_tasks_of_job(job, (TaskState.COMPLETED, TaskResult.FAILURE), now, end_time=now,
                                       result=TaskResult.FAILURE, failure_info=TASK_ENDED,
-                                      run_time=run_time_until(now))
+                                      run_time=run_time_until(now),
+                                      files_expire_at=files_expire_after(now))
 
 
 def requeue_running_tasks_of_job(*, job: Job) -> int:
@@ -475,7 +491,7 @@ def reactivated(now) -> dict:
         state=TaskState.ACTIVE, previous_state=TaskState.COMPLETED,
         previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
         start_time=None, end_time=None, run_time=None, exit_code=None, result="", failure_info=None,
-        retry_count=0, last_retry_time=None, last_modified=now,
+        retry_count=0, last_retry_time=None, last_modified=now, files_expire_at=None, files_removed_at=None,
     )
 
 
@@ -554,6 +570,27 @@ def update_task_constraints(*, task: Task, max_wall_clock_time: timedelta | None
         )
         if not n:
             raise BatchError("TaskNotFound", "The specified task does not exist.", 404, {"TaskId": task.batch_id})
+        # A completed task's directory now lives as long as its new retentionTime says.
+        Task.objects.filter(pk=task.pk, state=TaskState.COMPLETED, files_removed_at=None).update(
+            files_expire_at=files_expire_after(F("end_time")))
+
+
+def remove_expired_task_files(*, limit: int = 200) -> int:
+    """Delete the directories of completed tasks whose retentionTime has passed (worker housekeeping).
+
+    The rows stay; their files API then answers TaskFilesCleanedup. A task
+    reactivated meanwhile is left alone (its expiry was cleared).
+    """
+    now = timezone.now()
+    due = list(Task.objects.filter(files_expire_at__lte=now, files_removed_at=None)
+               .select_related("job").only("pk", "batch_id", "job__batch_id").order_by("files_expire_at")[:limit])
+    removed = 0
+    for task in due:
+        if Task.objects.filter(pk=task.pk, files_expire_at__lte=now, files_removed_at=None).update(
+                files_removed_at=now):
+            shutil.rmtree(task_dir(task), ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def current_runs(*, node_id: str, attempts: dict[int, int]) -> set[int]:

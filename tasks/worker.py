@@ -443,6 +443,7 @@ class WorkerLoop:
         requeue_dead_workers()
         services.end_runs_of_ended_jobs()
         settle_jobs()  # wall clocks, and what a race between two finishing workers left unresolved
+        services.remove_expired_task_files()  # retentionTime
         counts.thin_samples()
         # Deleted jobs go in chunks for at most half a second a heartbeat, so a
         # million-task delete neither blocks this worker nor takes for ever.
