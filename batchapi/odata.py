@@ -151,13 +151,50 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
 
 
-def parse_select(text: str | None, known: set[str]) -> list[str] | None:
-    """$select as a list of top-level property names; None when absent."""
+def parse_select(text: str | None, known: set[str], nested: dict[str, set[str]] | None = None) -> list[str] | None:
+    """$select as a list of top-level property names; None when absent.
+
+    Nested paths ("executionInfo/exitCode") select within a property (`project`
+    cuts the response down); where `nested` knows a property's members, an
+    unknown one is refused like an unknown property.
+    """
     if text is None or not text.strip():
         return None
     names = [name.strip() for name in text.split(",")]
     for name in names:
-        top = name.split("/")[0]
-        if top not in known:
+        parts = name.split("/")
+        if parts[0] not in known or (len(parts) > 1 and parts[0] in (nested or {})
+                                     and parts[1] not in nested[parts[0]]) or "" in parts:
             raise invalid_query("$select", text, f"the property {name or '(empty)'} does not exist")
     return list(dict.fromkeys(name.split("/")[0] for name in names))
+
+
+def parse_expand(text: str | None) -> bool:
+    """$expand: Batch expands only `stats`. Whether it was asked for."""
+    if text is None or not text.strip():
+        return False
+    names = {name.strip() for name in text.split(",")}
+    if names - {"stats"}:
+        raise invalid_query("$expand", text, f"only stats can be expanded, not {sorted(names - {'stats'})[0]}")
+    return True
+
+
+def project(item: dict, text: str | None) -> dict:
+    """Cut nested properties down to the paths $select named ("executionInfo/exitCode").
+
+    A top-level name keeps its whole value; `parse_select` has checked the names.
+    """
+    if not text or "/" not in text:
+        return item
+    return _pick(item, [tuple(name.strip().split("/")) for name in text.split(",")])
+
+
+def _pick(value: dict, paths: list[tuple[str, ...]]) -> dict:
+    picked = {}
+    for key in dict.fromkeys(path[0] for path in paths):
+        if key not in value:
+            continue
+        deeper = [path[1:] for path in paths if path[0] == key]
+        whole = any(not rest for rest in deeper) or not isinstance(value[key], dict)
+        picked[key] = value[key] if whole else _pick(value[key], deeper)
+    return picked

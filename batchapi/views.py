@@ -100,6 +100,7 @@ class Page:
         self.request, self.path = request, path
         self.filter = params.get("$filter")
         self.select = params.get("$select")
+        self.expand = params.get("$expand")
         self.api_version = params.get("api-version")
         self.size = max_results(params)
         self.after = int_param(params, "$skiptoken", 0, 0, None)
@@ -113,7 +114,7 @@ class Page:
         body = {"value": items}
         if more:
             query = {k: v for k, v in (("api-version", self.api_version), ("$filter", self.filter),
-                                       ("$select", self.select)) if v}
+                                       ("$select", self.select), ("$expand", self.expand)) if v}
             query.update({"maxresults": self.size, "$skiptoken": rows[-1].pk})
             body["odata.nextLink"] = self.request.build_absolute_uri(self.path) + "?" + urlencode(query)
         return body

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from batchapi.errors import BatchError, invalid_property, job_not_found, missing_property
 from batchapi.fields import validate_body
 from batchapi.ids import id_key
-from batchapi.odata import Prop, parse_filter, parse_select
+from batchapi.odata import Prop, parse_expand, parse_filter, parse_select, project
 from batchapi.views import BatchView, Page
 from batchapi.wire import drop_none
 from tasks import counts
@@ -16,7 +16,16 @@ from tasks.serializers import node_task_info
 
 from . import services
 from .models import Job
-from .serializers import FILTERS, PROPERTIES, JobAddSerializer, JobUpdateSerializer, columns, job_fields, job_to_wire
+from .serializers import (
+    FILTERS,
+    NESTED,
+    PROPERTIES,
+    JobAddSerializer,
+    JobUpdateSerializer,
+    columns,
+    job_fields,
+    job_to_wire,
+)
 
 
 def get_job(job_id: str, *, only=None) -> Job:
@@ -29,16 +38,25 @@ def get_job(job_id: str, *, only=None) -> Job:
     return job
 
 
+def selection(select_text: str | None, expand_text: str | None) -> tuple[list[str] | None, bool]:
+    """($select's top-level names, whether $expand asks for stats), both checked."""
+    with_stats = parse_expand(expand_text)
+    known = set(PROPERTIES) | ({"stats"} if with_stats else set())
+    return parse_select(select_text, known, NESTED), with_stats
+
+
 class JobListView(BatchView):
     def get(self, request):
         page = Page(request, path=request.path)
-        select = parse_select(page.select, set(PROPERTIES))
-        jobs = Job.objects.only(*columns(select))
+        select, with_stats = selection(page.select, page.expand)
+        jobs = Job.objects.only(*columns(select, with_stats=with_stats))
         if page.filter:
             jobs = jobs.filter(parse_filter(page.filter, FILTERS))
         rows, more = page.slice(jobs)
         base = self.base_url()
-        return Response(page.body([job_to_wire(j, base=base, select=select) for j in rows], rows, more))
+        items = [project(job_to_wire(j, base=base, select=select, with_stats=with_stats), page.select)
+                 for j in rows]
+        return Response(page.body(items, rows, more))
 
     def post(self, request):
         data = validate_body(JobAddSerializer, request.data)
@@ -49,11 +67,13 @@ class JobListView(BatchView):
 
 class JobDetailView(BatchView):
     def get(self, request, job_id):
-        select = parse_select(request.query_params.get("$select"), set(PROPERTIES))
-        job = get_job(job_id, only=columns(select))
+        select_text = request.query_params.get("$select")
+        select, with_stats = selection(select_text, request.query_params.get("$expand"))
+        job = get_job(job_id, only=columns(select, with_stats=with_stats))
         if self.unchanged(job):
             return self.not_modified(job)
-        return self.entity_headers(Response(job_to_wire(job, base=self.base_url(), select=select)), job)
+        wire = job_to_wire(job, base=self.base_url(), select=select, with_stats=with_stats)
+        return self.entity_headers(Response(project(wire, select_text)), job)
 
     def patch(self, request, job_id):
         return self._update(request, job_id, replace=False)

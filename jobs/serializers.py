@@ -1,5 +1,6 @@
 """Jobs on the wire: the Add/Update Job bodies in, the job resource out."""
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from batchapi.errors import invalid_property
@@ -17,6 +18,7 @@ from batchapi.fields import (
 from batchapi.odata import Prop
 from batchapi.wire import drop_none, duration, iso
 from tasks.serializers import JobManagerTaskSerializer, JobPreparationTaskSerializer, JobReleaseTaskSerializer
+from tasks.stats import job_stats_wire
 
 from .models import Job, JobState, OnAllTasksComplete, OnTaskFailure
 
@@ -174,12 +176,28 @@ FILTERS = {
 }
 
 
-def columns(select: list[str] | None) -> list[str]:
-    names = select or PROPERTIES
-    return sorted({"pk", *(col for name in names for col in PROPERTIES[name][0])})
+# The members of the job's structured properties, for nested $select.
+NESTED = {
+    "executionInfo": {"startTime", "endTime", "poolId", "schedulingError", "terminateReason"},
+    "constraints": {"maxWallClockTime", "maxTaskRetryCount"},
+    "stats": {"url", "startTime", "lastUpdateTime", "userCPUTime", "kernelCPUTime", "wallClockTime", "readIOps",
+              "writeIOps", "readIOGiB", "writeIOGiB", "numSucceededTasks", "numFailedTasks", "numTaskRetries",
+              "waitTime"},
+}
 
 
-def job_to_wire(job: Job, *, base: str, select: list[str] | None = None) -> dict:
+def columns(select: list[str] | None, *, with_stats: bool = False) -> list[str]:
+    names = [n for n in (select or PROPERTIES) if n in PROPERTIES]
+    wanted = {"pk", *(col for name in names for col in PROPERTIES[name][0])}
+    if with_stats and (select is None or "stats" in select):
+        wanted.update(("batch_id", "creation_time"))
+    return sorted(wanted)
+
+
+def job_to_wire(job: Job, *, base: str, select: list[str] | None = None, with_stats: bool = False) -> dict:
     ctx = {"base": base}
     names = select or PROPERTIES
-    return drop_none({name: PROPERTIES[name][1](job, ctx) for name in names})
+    wire = {name: PROPERTIES[name][1](job, ctx) for name in names if name in PROPERTIES}
+    if with_stats and (select is None or "stats" in select):
+        wire["stats"] = job_stats_wire(job, f"{base}/jobs/{job.batch_id}", timezone.now())
+    return drop_none(wire)

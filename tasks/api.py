@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from batchapi.errors import BatchError, body_too_large, task_not_found
 from batchapi.fields import validate_body
 from batchapi.ids import id_key
-from batchapi.odata import parse_filter, parse_select
+from batchapi.odata import parse_expand, parse_filter, parse_select, project
 from batchapi.views import BatchView, Page, max_results
 from batchapi.wire import iso, rfc1123
 from jobs.api import get_job
@@ -21,6 +21,7 @@ from . import files, services
 from .models import Task
 from .serializers import (
     FILTERS,
+    NESTED,
     PROPERTIES,
     TaskAddSerializer,
     TaskUpdateSerializer,
@@ -46,17 +47,25 @@ def get_task(job, task_id: str, *, only=None) -> Task:
     return task
 
 
+def selection(select_text: str | None, expand_text: str | None) -> tuple[list[str] | None, bool]:
+    """($select's top-level names, whether $expand asks for stats), both checked."""
+    with_stats = parse_expand(expand_text)
+    known = set(PROPERTIES) | ({"stats"} if with_stats else set())
+    return parse_select(select_text, known, NESTED), with_stats
+
+
 class TaskListView(BatchView):
     def get(self, request, job_id):
         job = get_job(job_id, only=JOB_COLUMNS)
         page = Page(request, path=request.path)
-        select = parse_select(page.select, set(PROPERTIES))
-        tasks = Task.objects.filter(job=job).only(*columns(select))
+        select, with_stats = selection(page.select, page.expand)
+        tasks = Task.objects.filter(job=job).only(*columns(select, with_stats=with_stats))
         if page.filter:
             tasks = tasks.filter(parse_filter(page.filter, FILTERS))
         rows, more = page.slice(tasks)
         ctx = context(job, self.base_url())
-        return Response(page.body([task_to_wire(t, ctx=ctx, select=select) for t in rows], rows, more))
+        items = [project(task_to_wire(t, ctx=ctx, select=select, with_stats=with_stats), page.select) for t in rows]
+        return Response(page.body(items, rows, more))
 
     def post(self, request, job_id):
         data = validate_body(TaskAddSerializer, request.data)
@@ -115,12 +124,13 @@ class AddTaskCollectionView(BatchView):
 class TaskDetailView(BatchView):
     def get(self, request, job_id, task_id):
         job = get_job(job_id, only=JOB_COLUMNS)
-        select = parse_select(request.query_params.get("$select"), set(PROPERTIES))
-        task = get_task(job, task_id, only=columns(select))
+        select_text = request.query_params.get("$select")
+        select, with_stats = selection(select_text, request.query_params.get("$expand"))
+        task = get_task(job, task_id, only=columns(select, with_stats=with_stats))
         if self.unchanged(task):
             return self.not_modified(task)
-        wire = task_to_wire(task, ctx=context(job, self.base_url()), select=select)
-        return self.entity_headers(Response(wire), task)
+        wire = task_to_wire(task, ctx=context(job, self.base_url()), select=select, with_stats=with_stats)
+        return self.entity_headers(Response(project(wire, select_text)), task)
 
     def put(self, request, job_id, task_id):
         data = validate_body(TaskUpdateSerializer, request.data)

@@ -101,6 +101,8 @@ class Task(models.Model):
     # completes) and when the worker housekeeping removed it.
     files_expire_at = models.DateTimeField(null=True, blank=True)
     files_removed_at = models.DateTimeField(null=True, blank=True)
+    # What its runs used (tasks.stats): CPU, wall clock, I/O; None before the first ends.
+    stats = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -205,6 +207,14 @@ class TaskCountShard(models.Model):
     succeeded = models.BigIntegerField(default=0)
     failed = models.BigIntegerField(default=0)
     version = models.BigIntegerField(default=0)
+    # The job's statistics (tasks.stats.JOB_FIELDS): sums over its tasks' runs.
+    user_cpu = models.FloatField(default=0, db_default=0)
+    kernel_cpu = models.FloatField(default=0, db_default=0)
+    wall_clock = models.FloatField(default=0, db_default=0)
+    wait_time = models.FloatField(default=0, db_default=0)
+    read_iops = models.BigIntegerField(default=0, db_default=0)
+    write_iops = models.BigIntegerField(default=0, db_default=0)
+    retries = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [

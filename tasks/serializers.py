@@ -17,6 +17,7 @@ from batchapi.wire import drop_none, duration, iso
 
 from . import staging
 from .models import Task, TaskKind, TaskResult, TaskState
+from .stats import task_stats_wire
 
 DEFAULT_RETENTION = "P7D"  # the Batch service keeps a task's directory 7 days by default
 
@@ -224,10 +225,25 @@ FILTERS = {
 }
 
 
-def columns(select: list[str] | None) -> list[str]:
-    """The columns a response with this $select reads: no more."""
-    names = select or PROPERTIES
-    return sorted({"pk", "job", *(col for name in names for col in PROPERTIES[name][0])})
+# The members of the task's structured properties, for nested $select.
+NESTED = {
+    "executionInfo": {"startTime", "endTime", "exitCode", "result", "failureInfo", "retryCount", "lastRetryTime",
+                      "requeueCount", "lastRequeueTime", "containerInfo"},
+    "constraints": {"maxWallClockTime", "maxTaskRetryCount", "retentionTime"},
+    "nodeInfo": {"nodeId", "poolId", "affinityId", "taskRootDirectory", "taskRootDirectoryUrl", "nodeUrl"},
+    "stats": {"url", "startTime", "lastUpdateTime", "userCPUTime", "kernelCPUTime", "wallClockTime", "readIOps",
+              "writeIOps", "readIOGiB", "writeIOGiB", "waitTime"},
+}
+STATS_COLUMNS = ("stats", "creation_time", "batch_id")
+
+
+def columns(select: list[str] | None, *, with_stats: bool = False) -> list[str]:
+    """The columns a response with this $select (and $expand=stats) reads: no more."""
+    names = [n for n in (select or PROPERTIES) if n in PROPERTIES]
+    wanted = {"pk", "job", *(col for name in names for col in PROPERTIES[name][0])}
+    if with_stats and (select is None or "stats" in select):
+        wanted.update(STATS_COLUMNS)
+    return sorted(wanted)
 
 
 def context(job, base: str) -> dict:
@@ -235,9 +251,12 @@ def context(job, base: str) -> dict:
             "pool_id": (job.pool_info or {}).get("poolId", "local")}
 
 
-def task_to_wire(task: Task, *, ctx: dict, select: list[str] | None = None) -> dict:
+def task_to_wire(task: Task, *, ctx: dict, select: list[str] | None = None, with_stats: bool = False) -> dict:
     names = select or PROPERTIES
-    return drop_none({name: PROPERTIES[name][1](task, ctx) for name in names})
+    wire = {name: PROPERTIES[name][1](task, ctx) for name in names if name in PROPERTIES}
+    if with_stats and (select is None or "stats" in select):
+        wire["stats"] = task_stats_wire(task, f"{ctx['base']}/jobs/{ctx['job_id']}/tasks/{task.batch_id}")
+    return drop_none(wire)
 
 
 

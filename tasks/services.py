@@ -20,7 +20,7 @@ from batchapi.ids import id_key
 from jobs.models import Job, JobState, OnTaskFailure
 from jobs.services import lock_open_job, settle_job
 
-from . import counts, dependencies, exits, node_tasks
+from . import counts, dependencies, exits, node_tasks, stats
 from .files import task_dir
 from .models import NodeTask, Task, TaskKind, TaskResult, TaskState
 
@@ -263,13 +263,14 @@ class Deltas:
     """
 
     def __init__(self):
-        self.by_job: dict[int, dict[str, int]] = {}
+        self.by_job: dict[int, dict[str, float]] = {}
         self.job_actions: dict[int, str] = {}
 
-    def add(self, job_pk: int, delta: dict[str, int]) -> None:
+    def add(self, job_pk: int, delta: dict[str, float]) -> None:
+        """Count changes, and the job's statistics (stats.JOB_FIELDS): added to the same shard row."""
         total = self.by_job.setdefault(job_pk, dict.fromkeys(counts.FIELDS, 0))
         for k, v in delta.items():
-            total[k] += v
+            total[k] = total.get(k, 0) + v
 
     def act(self, job_pk: int, action: str) -> None:
         # Ending the job outranks disabling it when several tasks ask for both.
@@ -296,10 +297,12 @@ class Deltas:
 
 
 def _complete(task: Task, attempt: int, deltas: Deltas, *, result: str, exit_code: int | None,
-              failure: dict | None) -> bool:
+              failure: dict | None, usage: stats.Usage | None = None) -> bool:
     """Complete a run and carry out its exit conditions: dependents, then the job action."""
     now = timezone.now()
+    task_stats, job_stats = stats.run_ended(task, usage, now, completed=True)
     done = Task.objects.filter(pk=task.pk, state__in=RUNNING_STATES, attempt=attempt).update(
+        stats=task_stats,
         state=TaskState.COMPLETED, previous_state=F("state"),
         previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
         end_time=now, exit_code=exit_code, result=result, failure_info=failure, last_modified=now,
@@ -308,6 +311,7 @@ def _complete(task: Task, attempt: int, deltas: Deltas, *, result: str, exit_cod
     if not done:
         return False
     deltas.add(task.job_id, counts.transition((TaskState.RUNNING, None), (TaskState.COMPLETED, result)))
+    deltas.add(task.job_id, job_stats)
     options = exits.options_for(task.exit_conditions, exit_code=exit_code, condition=exits.condition_of(failure))
     job = task.job
     if job.uses_task_dependencies and options.dependency_action == "satisfy":
@@ -334,6 +338,7 @@ class RunEnd:
     attempt: int
     exit_code: int | None
     failure: dict | None = None  # a failure that is never retried
+    usage: stats.Usage | None = None  # what the run used, as the worker measured it
 
 
 def finish_tasks(ends: list[RunEnd]) -> list[str | None]:
@@ -362,7 +367,8 @@ def finish_task(*, task: Task, attempt: int, exit_code: int | None, failure: dic
 def _finish(end: RunEnd, deltas: Deltas) -> str | None:
     task, attempt, exit_code, failure = end.task, end.attempt, end.exit_code, end.failure
     if failure is None and exit_code == 0:
-        done = _complete(task, attempt, deltas, result=TaskResult.SUCCESS, exit_code=0, failure=None)
+        done = _complete(task, attempt, deltas, result=TaskResult.SUCCESS, exit_code=0, failure=None,
+                         usage=end.usage)
         return "succeeded" if done else None
     if failure is None:
         current = (Task.objects.filter(pk=task.pk, state__in=RUNNING_STATES, attempt=attempt)
@@ -373,7 +379,9 @@ def _finish(end: RunEnd, deltas: Deltas) -> str | None:
         limit = effective_retry_limit(current)
         if limit == -1 or current.retry_count < limit:
             now = timezone.now()
+            task_stats, job_stats = stats.run_ended(task, end.usage, now, completed=False)
             retried = Task.objects.filter(pk=task.pk, state__in=RUNNING_STATES, attempt=attempt).update(
+                stats=task_stats,
                 state=TaskState.ACTIVE, previous_state=F("state"),
                 previous_state_transition_time=F("state_transition_time"), state_transition_time=now,
                 exit_code=exit_code, retry_count=F("retry_count") + 1, last_retry_time=now,
@@ -381,10 +389,12 @@ def _finish(end: RunEnd, deltas: Deltas) -> str | None:
             )
             if retried:
                 deltas.add(task.job_id, counts.transition((TaskState.RUNNING, None), (TaskState.ACTIVE, None)))
+                deltas.add(task.job_id, job_stats)
                 return "retried"
             return None
         failure = FAILURE_EXIT_CODE
-    done = _complete(task, attempt, deltas, result=TaskResult.FAILURE, exit_code=exit_code, failure=failure)
+    done = _complete(task, attempt, deltas, result=TaskResult.FAILURE, exit_code=exit_code, failure=failure,
+                     usage=end.usage)
     return "failed" if done else None
 
 

@@ -27,7 +27,7 @@ from batchapi import task_tokens
 from jobs.models import Job
 from jobs.services import purge_deleted_jobs, settle_jobs
 
-from . import counts, node_tasks, services, staging
+from . import counts, node_tasks, services, staging, stats
 from .files import node_task_dir, task_dir, working_dir
 from .models import NodeTask, Task, TaskState, Worker, WorkerState
 
@@ -51,6 +51,21 @@ class Run:
     pidfd: int | None
     failure: dict | None = None  # set when we killed it for a reason of our own
     cancelled: bool = False  # the run was ended elsewhere (terminated, deleted)
+    usage: stats.Usage | None = None  # from wait4, once it has ended
+
+    def poll(self) -> int | None:
+        """The exit status once the child has ended (reaped with wait4, for its rusage), else None."""
+        if self.proc.returncode is not None:
+            return self.proc.returncode
+        try:
+            pid, status, rusage = os.wait4(self.proc.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere already
+            return self.proc.poll()
+        if pid == 0:
+            return None
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.usage = stats.Usage.of(rusage)
+        return self.proc.returncode
 
     @property
     def deadline(self) -> float | None:
@@ -394,14 +409,14 @@ class WorkerLoop:
     def reap(self) -> None:
         """Record every run that has ended, the tasks' all in one transaction."""
         for key, run in list(self.node_runs.items()):
-            returncode = run.proc.poll()
+            returncode = run.poll()
             if returncode is not None:
                 del self.node_runs[key]
                 self.close(run)
                 self.node_task_ended(run.task, run.attempt, exit_code_of(returncode), run.failure)
         ended = []
         for pk, run in list(self.runs.items()):
-            returncode = run.proc.poll()
+            returncode = run.poll()
             if returncode is None:
                 continue
             del self.runs[pk]
@@ -409,7 +424,7 @@ class WorkerLoop:
             if not run.cancelled:
                 exit_code = exit_code_of(returncode)
                 failure = run.failure or self.stage_out(run, exit_code)
-                ended.append(services.RunEnd(run.task, run.attempt, exit_code, failure))
+                ended.append(services.RunEnd(run.task, run.attempt, exit_code, failure, run.usage))
         if not ended:
             return
         for end, outcome in zip(ended, services.finish_tasks(ended)):
