@@ -10,13 +10,14 @@ from jobs.admin_actions import service_action
 from jobs.services import check_job_open
 
 from . import dependencies, exits, services
-from .models import Task, Worker
+from .models import NodeTask, Task, Worker
 
 EXECUTION_FIELDS = ("state", "state_transition_time", "previous_state", "start_time", "end_time", "exit_code",
                     "result", "failure_info", "retry_count", "last_retry_time", "requeue_count",
                     "last_requeue_time", "node_id", "attempt", "creation_time", "last_modified")
 # Bookkeeping the services keep (dependency resolution, the task's kind): never edited by hand.
-INTERNAL_FIELDS = ("key", "kind", "dependency_group", "waiting", "int_id", "satisfies_dependents")
+INTERNAL_FIELDS = ("key", "kind", "dependency_group", "waiting", "int_id", "satisfies_dependents",
+                   "files_expire_at", "files_removed_at", "stats")
 # Fields an operator may change on an existing task: Batch's Update Task (constraints only).
 CONSTRAINT_FIELDS = ("max_wall_clock_time", "max_task_retry_count", "retention_time")
 
@@ -93,6 +94,23 @@ class TaskAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for task in queryset:
             services.delete_task(task=task)
+
+
+@admin.register(NodeTask)
+class NodeTaskAdmin(admin.ModelAdmin):
+    """Each worker's runs of a job's preparation and release tasks: the workers write them."""
+
+    list_display = ("job", "node_id", "kind", "state", "result", "exit_code", "retry_count", "start_time", "end_time")
+    list_filter = ("kind", "state", "result")
+    search_fields = ("job__batch_id", "node_id")
+    list_select_related = ("job",)
+    readonly_fields = [f.name for f in NodeTask._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Worker)

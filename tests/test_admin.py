@@ -116,3 +116,23 @@ def test_the_admin_job_list_reads_counts_in_its_own_query(admin_client, django_a
     with django_assert_max_num_queries(6):
         page = admin_client.get("/admin/jobs/job/")
     assert b"2 / 0 / 0 / 0" in page.content
+
+
+def test_preparation_and_release_runs_are_listed_read_only(admin_client):
+    from tasks import node_tasks
+    from tasks.models import NodeTask
+
+    job = make_job("prepared", job_preparation_task={"commandLine": "x"})
+    node_tasks.start(job, "node-a", node_tasks.PREPARATION)
+    page = admin_client.get("/admin/tasks/nodetask/")
+    assert page.status_code == 200 and "node-a" in page.content.decode()
+    assert admin_client.get("/admin/tasks/nodetask/add/").status_code == 403
+    row = NodeTask.objects.get()
+    assert admin_client.post(f"/admin/tasks/nodetask/{row.pk}/change/", {"state": "completed"}).status_code == 403
+    assert NodeTask.objects.get().state == "running"
+
+
+def test_the_add_form_offers_no_internal_fields(admin_client):
+    form = admin_client.get("/admin/tasks/task/add/").content.decode()
+    for internal in ("files_expire_at", "files_removed_at", 'name="stats"', "satisfies_dependents"):
+        assert internal not in form
