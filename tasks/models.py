@@ -29,8 +29,7 @@ class TaskKind(models.TextChoices):
 
 
 class Task(models.Model):
-    # No index of its own: every task index starts with the job, and a lone job_id
-    # index tempted PostgreSQL into "all of the job's rows, then sort" for the claim.
+    # Indexed by task_in_job (job, id), which also keeps a job's tasks in id order.
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks", db_index=False)
     kind = models.CharField(max_length=16, choices=TaskKind.choices, default=TaskKind.TASK,
                             db_default=TaskKind.TASK)
@@ -117,6 +116,9 @@ class Task(models.Model):
             # statistics older than the job it did, past a million rows a claim.
             models.Index(F("job"), F("id") + 0, name="task_runnable_in_job",
                          condition=Q(state="active", waiting=False)),
+            # A job's tasks in creation order: unfiltered task lists (keyset pages on id),
+            # the dashboard's table, and id-prefix searches whose prefix is common.
+            models.Index(fields=["job", "id"], name="task_in_job"),
             # Releasing a group whose parents are all done.
             models.Index(fields=["dependency_group"], name="task_waiting_in_group", condition=Q(waiting=True)),
             # The parents of a new group that are done already, by integer id range.

@@ -156,8 +156,11 @@ def add_task(*, job: Job, spec: dict) -> Task:
 # partial index task_runnable_in_job, which holds runnable tasks only (not those
 # waiting for parents), in the order `id + 0` that no other index supplies: with
 # plain `id` PostgreSQL walked the primary key past every other job's rows, and an
-# EXISTS became a hash join over all active tasks. SQLite is told the index
-# outright; its planner preferred task_job_state and walked past waiting tasks.
+# EXISTS became a hash join over all active tasks. The job is a value the planner
+# cannot see (a correlated column, or `(SELECT %s)`): for a literal id missing
+# from its statistics it guessed "one row", and at 1,100,000 tasks chose a plain
+# job index and a sort, which reads every task of the job. SQLite is told the
+# index outright; its planner preferred task_job_state and walked past waiting tasks.
 _TASK, _JOB = Task._meta.db_table, Job._meta.db_table
 
 
@@ -184,7 +187,8 @@ def _jobs_with_runnable_tasks(node_id: str) -> list[Job]:
 def _runnable_tasks(job_pk: int, room: int, *, skip_locked: bool) -> list[Task]:
     lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
     return list(Task.objects.raw(
-        f"SELECT * FROM {_runnable('t')} AND t.job_id = %s ORDER BY t.id + 0 LIMIT %s{lock}", [job_pk, room]))
+        f"SELECT * FROM {_runnable('t')} AND t.job_id = (SELECT %s) ORDER BY t.id + 0 LIMIT %s{lock}",
+        [job_pk, room]))
 
 
 def claim_tasks(*, node_id: str, limit: int) -> list[Task]:
