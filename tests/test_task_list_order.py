@@ -25,6 +25,9 @@ def plan_of(sql: str) -> str:
 
 @pytest.mark.parametrize("params", [{}, {"$skiptoken": "3"}, {"$filter": "startswith(id,'t')"}])
 def test_task_pages_walk_an_index_in_order(api, params):
+    if "$filter" in params and connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL weighs a prefix by its statistics (a rare one takes task_key_prefix and sorts "
+                    "a few rows); test_list_query_plans pins it on 60,000 analyzed tasks")
     job = make_job("j")
     add(job, *[f"t{i}" for i in range(20)])
     with CaptureQueriesContext(connection) as queries:
