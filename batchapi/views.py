@@ -21,6 +21,12 @@ class BatchView(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        from accounts.access import no_access, resolve
+
+        # Every request acts within one account; a viewer only reads there.
+        request.batch_account, may_change = resolve(request)
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not may_change:
+            raise no_access()
         scope = request.auth
         if isinstance(scope, TaskScope):
             # A task's token reaches its own job and nothing else.
@@ -41,6 +47,12 @@ class BatchView(APIView):
         if client_request_id and request.headers.get("return-client-request-id", "").lower() == "true":
             response["client-request-id"] = client_request_id
         return response
+
+    def job(self, job_id: str, *, only=None):
+        """The request's account's job `job_id`, or 404 JobNotFound (also when another account has one)."""
+        from jobs.api import get_job
+
+        return get_job(job_id, account=self.request.batch_account, only=only)
 
     def base_url(self) -> str:
         """The account endpoint as the client called it, e.g. http://127.0.0.1:8000/batch."""

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "batchapi",
+    "accounts",
     "jobs",
     "tasks",
 ]
@@ -113,6 +114,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.batch_account",
             ],
         },
     },
@@ -184,6 +186,7 @@ REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes anonymous calls a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
+        "accounts.shared_key.SharedKeyAuthentication",  # what the azure-batch SDK and az CLI send
         "batchapi.task_tokens.TaskTokenAuthentication",  # AZ_BATCH_AUTHENTICATION_TOKEN
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -210,6 +213,10 @@ STORAGES = {
     "batchsite": {"BACKEND": "django.core.files.storage.FileSystemStorage",
                   "OPTIONS": {"location": str(BATCHSITE_STORAGE_ROOT)}},
 }
+# Shared Key requests must be dated within this of the server's clock (no replays).
+BATCHSITE_SHARED_KEY_SKEW = timedelta(minutes=env_int("BATCHSITE_SHARED_KEY_SKEW_MINUTES", 15))
+# The account `make run` and the migrations create for jobs that have none.
+BATCHSITE_DEFAULT_ACCOUNT = env_str("BATCHSITE_DEFAULT_ACCOUNT", "batchsite")
 # How long a completed task's directory is kept when its constraints say nothing
 # (the Batch default is 7 days).
 BATCHSITE_DEFAULT_RETENTION = timedelta(days=env_int("BATCHSITE_DEFAULT_RETENTION_DAYS", 7))

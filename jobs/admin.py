@@ -16,17 +16,19 @@ LISTED_COUNTS = ("active", "running", "succeeded", "failed")
 
 
 class JobForm(forms.ModelForm):
-    def clean(self):
+    def clean_state(self):
         data = super().clean()
         if self.instance.pk and self.instance.state in (JobState.COMPLETED, JobState.TERMINATING, JobState.DELETING):
             raise forms.ValidationError(f"A job that is {self.instance.state} cannot be changed.")
         return data
 
-    def clean_batch_id(self):
-        batch_id = self.cleaned_data["batch_id"]
-        if self.instance.pk is None and Job.objects.filter(key=id_key(batch_id)).exists():
-            raise forms.ValidationError("A job with this id exists already (ids ignore case).")
-        return batch_id
+    def clean(self):
+        data = self.clean_state()
+        batch_id, account = data.get("batch_id"), data.get("account")
+        if self.instance.pk is None and batch_id and account and \
+                Job.objects.filter(account=account, key=id_key(batch_id)).exists():
+            self.add_error("batch_id", "This account has a job with this id already (ids ignore case).")
+        return data
 
 
 terminate = service_action(services.terminate_job, name="terminate", description="Terminate selected jobs",
@@ -38,8 +40,8 @@ delete = service_action(services.delete_job, name="delete", description="Delete 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     form = JobForm
-    list_display = ("batch_id", "display_name", "state", "priority", "task_counts", "creation_time")
-    list_filter = ("state", "on_all_tasks_complete")
+    list_display = ("batch_id", "account", "display_name", "state", "priority", "task_counts", "creation_time")
+    list_filter = ("account", "state", "on_all_tasks_complete")
     search_fields = ("batch_id", "display_name")
     actions = (terminate, delete)
 

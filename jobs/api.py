@@ -28,13 +28,14 @@ from .serializers import (
 )
 
 
-def get_job(job_id: str, *, only=None) -> Job:
-    jobs = Job.objects.all()
+def get_job(job_id: str, *, account, only=None) -> Job:
+    jobs = Job.objects.filter(account=account)
     if only:
         jobs = jobs.only(*only)
     job = jobs.filter(key=id_key(job_id)).first()
     if job is None:
         raise job_not_found(job_id)
+    job.account = account  # known already: no query for it (task directories are named by it)
     return job
 
 
@@ -49,7 +50,7 @@ class JobListView(BatchView):
     def get(self, request):
         page = Page(request, path=request.path)
         select, with_stats = selection(page.select, page.expand)
-        jobs = Job.objects.only(*columns(select, with_stats=with_stats))
+        jobs = Job.objects.filter(account=request.batch_account).only(*columns(select, with_stats=with_stats))
         if page.filter:
             jobs = jobs.filter(parse_filter(page.filter, FILTERS))
         rows, more = page.slice(jobs)
@@ -60,7 +61,7 @@ class JobListView(BatchView):
 
     def post(self, request):
         data = validate_body(JobAddSerializer, request.data)
-        job = services.create_job(spec=job_fields(data))
+        job = services.create_job(spec={**job_fields(data), "account": request.batch_account})
         response = Response(status=status.HTTP_201_CREATED)
         return self.entity_headers(response, job, location=f"{self.base_url()}/jobs/{job.batch_id}")
 
@@ -69,7 +70,7 @@ class JobDetailView(BatchView):
     def get(self, request, job_id):
         select_text = request.query_params.get("$select")
         select, with_stats = selection(select_text, request.query_params.get("$expand"))
-        job = get_job(job_id, only=columns(select, with_stats=with_stats))
+        job = self.job(job_id, only=columns(select, with_stats=with_stats))
         if self.unchanged(job):
             return self.not_modified(job)
         wire = job_to_wire(job, base=self.base_url(), select=select, with_stats=with_stats)
@@ -83,13 +84,13 @@ class JobDetailView(BatchView):
 
     def _update(self, request, job_id, *, replace):
         data = validate_body(JobUpdateSerializer, request.data)
-        job = get_job(job_id)
+        job = self.job(job_id)
         self.unchanged(job, read=False)
         job = services.update_job(job=job, changes=job_fields(data), replace=replace)
         return self.entity_headers(Response(status=status.HTTP_200_OK), job)
 
     def delete(self, request, job_id):
-        job = get_job(job_id)
+        job = self.job(job_id)
         self.unchanged(job, read=False)
         services.delete_job(job=job)
         return Response(status=status.HTTP_202_ACCEPTED)
@@ -99,7 +100,7 @@ class JobTerminateView(BatchView):
     def post(self, request, job_id):
         body = request.data if isinstance(request.data, dict) else {}
         reason = str(body.get("terminateReason") or "")[:256]
-        job = get_job(job_id)
+        job = self.job(job_id)
         self.unchanged(job, read=False)
         services.terminate_job(job=job, reason=reason)
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
@@ -113,7 +114,7 @@ class JobDisableView(BatchView):
             raise missing_property("disableTasks")
         if str(disable_tasks).lower() not in ("requeue", "terminate", "wait"):
             raise invalid_property("disableTasks", "one of requeue, terminate, wait", disable_tasks)
-        job = get_job(job_id)
+        job = self.job(job_id)
         self.unchanged(job, read=False)
         services.disable_job(job=job, disable_tasks=str(disable_tasks).lower())
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
@@ -121,7 +122,7 @@ class JobDisableView(BatchView):
 
 class JobEnableView(BatchView):
     def post(self, request, job_id):
-        job = get_job(job_id)
+        job = self.job(job_id)
         self.unchanged(job, read=False)
         services.enable_job(job=job)
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
@@ -131,7 +132,7 @@ class JobPreparationAndReleaseStatusView(BatchView):
     """List Preparation and Release Task Status: per worker that ran the job's preparation."""
 
     def get(self, request, job_id):
-        job = get_job(job_id)
+        job = self.job(job_id)
         if not job.job_preparation_task:
             raise BatchError("JobPreparationTaskNotSpecified",
                              "The specified job does not have a job preparation task.", 409, {"JobId": job.batch_id})
@@ -162,7 +163,7 @@ NODE_TASK_FILTERS = {"nodeId": Prop("node_key", "string")}
 
 class JobTaskCountsView(BatchView):
     def get(self, request, job_id):
-        job = get_job(job_id, only=("pk",))
+        job = self.job(job_id, only=("pk",))
         task_counts = counts.read(job.pk).as_dict()
         # Every task takes one slot until multi-slot scheduling exists.
         return Response({"taskCounts": task_counts, "taskSlotCounts": dict(task_counts)})

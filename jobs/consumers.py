@@ -97,6 +97,13 @@ class LivePage(AsyncWebsocketConsumer):
             log.exception("live page %s failed", self.scope.get("path"))
             await self.close(code=1011)  # the page reconnects and starts afresh
 
+    def account(self):
+        """The account the page shows (the session's choice): a socket sees nothing of any other."""
+        from accounts.access import SESSION_KEY, chosen_account
+
+        session = self.scope.get("session")
+        return chosen_account(self.scope["user"], session.get(SESSION_KEY) if session is not None else None)
+
     # --- what subclasses fill in (the sync ones run in a database thread) ------------------
 
     def load(self) -> bool:
@@ -131,7 +138,7 @@ class JobListConsumer(LivePage):
 
     def load(self) -> bool:
         query = QueryDict(self.scope.get("query_string", b"").decode())
-        self.filter = dashboard.JobFilter.from_query(query)
+        self.filter = dashboard.JobFilter.from_query(query, self.account())
         self.job_pks: list[int] = []
         self.sent = None
         return True
@@ -143,7 +150,8 @@ class JobListConsumer(LivePage):
         rows, next_before = dashboard.job_page(self.filter)
         self.job_pks = [row.job.pk for row in rows]
         html = render_to_string("jobs/job_list.html#job-table", {
-            "rows": rows, "next_before": next_before, "filter": self.filter, "tabs": dashboard.job_tabs(),
+            "rows": rows, "next_before": next_before, "filter": self.filter,
+            "tabs": dashboard.job_tabs(self.filter.account),
             "oob": True,
         })
         if html == self.sent:
@@ -159,7 +167,8 @@ class JobConsumer(LivePage):
 
     def load(self) -> bool:
         job_id = self.scope["url_route"]["kwargs"]["job_id"]
-        self.job = Job.objects.filter(key=id_key(job_id)).first()
+        account = self.account()
+        self.job = account and Job.objects.filter(account=account, key=id_key(job_id)).first()
         self.summary_sent = None
         self.rows_seen: dict[int, object] = {}  # pk -> last_modified the page shows
         self.visible: list[int] = []

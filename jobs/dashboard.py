@@ -30,16 +30,18 @@ ENDED_JOB_STATES = (JobState.COMPLETED,)
 class JobFilter:
     """The jobs list's query string: which jobs, which page (keyset on pk, newest first)."""
 
+    account: object = None  # the BatchAccount shown (none: no jobs)
     show: str = "current"  # current | completed | all
     state: str = ""
     q: str = ""
     before: int | None = None  # pk: the page starts below it
 
     @classmethod
-    def from_query(cls, query) -> "JobFilter":
+    def from_query(cls, query, account) -> "JobFilter":
         show = query.get("show", "current")
         state = query.get("state", "")
         return cls(
+            account=account,
             show=show if show in ("current", "completed", "all") else "current",
             state=state if state in JobState.values else "",
             q=query.get("q", "").strip()[:64],
@@ -47,7 +49,7 @@ class JobFilter:
         )
 
     def jobs(self):
-        jobs = Job.objects.exclude(state=JobState.DELETING)
+        jobs = Job.objects.filter(account=self.account).exclude(state=JobState.DELETING)
         if self.show == "current":
             jobs = jobs.exclude(state__in=ENDED_JOB_STATES)
         elif self.show == "completed":
@@ -80,9 +82,9 @@ def job_page(flt: JobFilter, size: int = PAGE_SIZE) -> tuple[list[JobRow], int |
     return [JobRow(job, by_job[job.pk]) for job in jobs], (jobs[-1].pk if more else None)
 
 
-def job_tabs() -> dict[str, int]:
-    """How many jobs each tab of the list holds: one grouped count over the jobs table."""
-    by_state = dict(Job.objects.exclude(state=JobState.DELETING).values("state")
+def job_tabs(account) -> dict[str, int]:
+    """How many jobs each tab of the list holds: one grouped count over the account's jobs."""
+    by_state = dict(Job.objects.filter(account=account).exclude(state=JobState.DELETING).values("state")
                     .annotate(n=Count("pk")).order_by().values_list("state", "n"))
     completed = sum(n for s, n in by_state.items() if s in ENDED_JOB_STATES)
     total = sum(by_state.values())

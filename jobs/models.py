@@ -31,7 +31,9 @@ class OnTaskFailure(models.TextChoices):
 
 
 class Job(models.Model):
-    # The Batch id keeps its case; `key` (lower-cased) makes it unique without regard to case.
+    account = models.ForeignKey("accounts.BatchAccount", on_delete=models.PROTECT, related_name="jobs")
+    # The Batch id keeps its case; `key` (lower-cased) makes it unique in its account
+    # without regard to case.
     batch_id = models.CharField("id", max_length=64, validators=[batch_id_validator])
     key = models.CharField(max_length=64, editable=False)
     display_name = models.CharField(max_length=1024, blank=True, default="")
@@ -78,7 +80,7 @@ class Job(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["key"], name="job_key_unique"),
+            models.UniqueConstraint(fields=["account", "key"], name="job_key_unique_in_account"),
             models.CheckConstraint(
                 condition=Q(priority__gte=-1000, priority__lte=1000), name="job_priority_range"
             ),

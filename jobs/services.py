@@ -35,7 +35,7 @@ def job_exists(batch_id: str) -> BatchError:
 
 
 def create_job(*, spec: dict) -> Job:
-    """Add Job: the job row and its count rows, together."""
+    """Add Job: the job row and its count rows, together. `spec` names the job's account."""
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -49,7 +49,7 @@ def create_job(*, spec: dict) -> Job:
             events.job_changed(job.pk)
             settle_job(job)  # onAllTasksComplete terminatejob: no tasks counts as all complete
     except IntegrityError:
-        if Job.objects.filter(key=id_key(spec["batch_id"])).exists():
+        if Job.objects.filter(account=spec["account"], key=id_key(spec["batch_id"])).exists():
             raise job_exists(spec["batch_id"]) from None
         raise
     return job

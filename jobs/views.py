@@ -9,11 +9,13 @@ import csv
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.access import dashboard_account, may_operate
 from batchapi.errors import BatchError
 from batchapi.ids import id_key
 from batchapi.wire import iso
@@ -25,19 +27,24 @@ from . import dashboard, services
 from .models import Job
 
 
-def get_job_or_404(job_id: str) -> Job:
-    job = Job.objects.filter(key=id_key(job_id)).first()
+def get_job_or_404(request, job_id: str, *, change: bool = False) -> Job:
+    """The job of the account the dashboard shows; 404 elsewhere, 403 to change it as a viewer."""
+    account = dashboard_account(request)
+    job = account and Job.objects.filter(account=account, key=id_key(job_id)).first()
     if job is None:
         raise Http404(f"No job {job_id!r}")
+    if change and not may_operate(request.user, account):
+        raise PermissionDenied("viewers of this account cannot change its jobs")
+    job.account = account
     return job
 
 
 @require_GET
 @login_required
 def job_list(request):
-    flt = dashboard.JobFilter.from_query(request.GET)
+    flt = dashboard.JobFilter.from_query(request.GET, dashboard_account(request))
     rows, next_before = dashboard.job_page(flt)
-    context = {"rows": rows, "next_before": next_before, "filter": flt, "tabs": dashboard.job_tabs(),
+    context = {"rows": rows, "next_before": next_before, "filter": flt, "tabs": dashboard.job_tabs(flt.account),
                "states": Job._meta.get_field("state").choices,
                "ws_query": request.GET.urlencode()}
     return render(request, "jobs/job_list.html", context)
@@ -46,7 +53,7 @@ def job_list(request):
 @require_GET
 @login_required
 def job_detail(request, job_id):
-    job = get_job_or_404(job_id)
+    job = get_job_or_404(request, job_id)
     flt = dashboard.TaskFilter.from_query(request.GET)
     tasks, next_after = dashboard.task_page(job, flt)
     table = {"job": job, "tasks": tasks, "next_after": next_after, "filter": flt,
@@ -63,14 +70,14 @@ def job_detail(request, job_id):
 @require_GET
 @login_required
 def job_durations(request, job_id):
-    job = get_job_or_404(job_id)
+    job = get_job_or_404(request, job_id)
     return render(request, "jobs/job_detail.html#durations", dashboard.durations_context(job, counts.read(job.pk)))
 
 
 @require_POST
 @login_required
 def job_action(request, job_id, action):
-    job = get_job_or_404(job_id)
+    job = get_job_or_404(request, job_id, change=True)
     try:
         if action == "terminate":
             services.terminate_job(job=job)
@@ -105,7 +112,7 @@ TASK_ACTIONS = {
 @login_required
 def task_action(request, job_id):
     """Terminate, rerun or delete the tasks selected in the table; answers with the table."""
-    job = get_job_or_404(job_id)
+    job = get_job_or_404(request, job_id, change=True)
     action = request.POST.get("action", "")
     pks = [int(pk) for pk in request.POST.getlist("task") if pk.isdigit()][: dashboard.PAGE_SIZE * 4]
     try:
@@ -158,7 +165,7 @@ class _Echo:
 @login_required
 def task_csv(request, job_id):
     """The task table (with its filters) as CSV, streamed in chunks: any size, bounded memory."""
-    job = get_job_or_404(job_id)
+    job = get_job_or_404(request, job_id)
     flt = dashboard.TaskFilter.from_query(request.GET)
     rows = (flt.tasks(job).order_by("pk")
             .values_list("batch_id", "state", "result", "exit_code", "retry_count", "requeue_count",

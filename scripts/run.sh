@@ -11,7 +11,8 @@ echo "Batchsite"
 $PY manage.py ensure_admin
 echo "  dashboard:   http://$HOST:$PORT/"
 echo "  admin:       http://$HOST:$PORT/admin/"
-echo "  Batch API:   http://$HOST:$PORT/batch  (e.g. curl -H 'Authorization: Token ...' http://$HOST:$PORT/batch/jobs)"
+echo "  Batch API:   http://$HOST:$PORT/batch  (the account endpoint: azure-batch SDK / az batch with the"
+echo "               account name and key above, or curl -H 'Authorization: Token ...' http://$HOST:$PORT/batch/jobs)"
 echo "  demo job:    $PY manage.py demo   (in another terminal: a few hundred tasks to watch run)"
 echo "  Ctrl-C stops the server and the worker."
 echo

@@ -14,7 +14,6 @@ from batchapi.ids import id_key
 from batchapi.odata import parse_expand, parse_filter, parse_select, project
 from batchapi.views import BatchView, Page, max_results
 from batchapi.wire import iso, rfc1123
-from jobs.api import get_job
 from jobs.services import check_job_open
 
 from . import files, services
@@ -56,7 +55,7 @@ def selection(select_text: str | None, expand_text: str | None) -> tuple[list[st
 
 class TaskListView(BatchView):
     def get(self, request, job_id):
-        job = get_job(job_id, only=JOB_COLUMNS)
+        job = self.job(job_id, only=JOB_COLUMNS)
         page = Page(request, path=request.path)
         select, with_stats = selection(page.select, page.expand)
         tasks = Task.objects.filter(job=job).only(*columns(select, with_stats=with_stats))
@@ -69,7 +68,7 @@ class TaskListView(BatchView):
 
     def post(self, request, job_id):
         data = validate_body(TaskAddSerializer, request.data)
-        job = get_job(job_id)
+        job = self.job(job_id)
         task = services.add_task(job=job, spec=task_fields(data))
         location = f"{self.base_url()}/jobs/{job.batch_id}/tasks/{task.batch_id}"
         return self.entity_headers(Response(status=status.HTTP_201_CREATED), task, location=location)
@@ -89,7 +88,7 @@ class AddTaskCollectionView(BatchView):
         if len(items) > settings.BATCHSITE_MAX_TASKS_PER_COLLECTION:
             raise body_too_large(f"a collection holds at most {settings.BATCHSITE_MAX_TASKS_PER_COLLECTION} tasks, "
                                  f"not {len(items)}")
-        job = get_job(job_id)
+        job = self.job(job_id)
         check_job_open(job.state)
         base = self.base_url()
         outcomes: list[dict | None] = []
@@ -123,7 +122,7 @@ class AddTaskCollectionView(BatchView):
 
 class TaskDetailView(BatchView):
     def get(self, request, job_id, task_id):
-        job = get_job(job_id, only=JOB_COLUMNS)
+        job = self.job(job_id, only=JOB_COLUMNS)
         select_text = request.query_params.get("$select")
         select, with_stats = selection(select_text, request.query_params.get("$expand"))
         task = get_task(job, task_id, only=columns(select, with_stats=with_stats))
@@ -134,7 +133,7 @@ class TaskDetailView(BatchView):
 
     def put(self, request, job_id, task_id):
         data = validate_body(TaskUpdateSerializer, request.data)
-        task = get_task(get_job(job_id), task_id)
+        task = get_task(self.job(job_id), task_id)
         self.unchanged(task, read=False)
         limits = {"max_wall_clock_time": None, "max_task_retry_count": None, "retention_time": None,
                   **constraint_fields(data.get("constraints", {}))}
@@ -143,7 +142,7 @@ class TaskDetailView(BatchView):
         return self.entity_headers(Response(status=status.HTTP_200_OK), task)
 
     def delete(self, request, job_id, task_id):
-        task = get_task(get_job(job_id), task_id)
+        task = get_task(self.job(job_id), task_id)
         self.unchanged(task, read=False)
         services.delete_task(task=task)
         return Response(status=status.HTTP_200_OK)
@@ -155,7 +154,7 @@ class TaskActionView(BatchView):
     action = None
 
     def post(self, request, job_id, task_id):
-        task = get_task(get_job(job_id), task_id)
+        task = get_task(self.job(job_id), task_id)
         self.unchanged(task, read=False)
         type(self).action(task=task)
         task.refresh_from_db(fields=["last_modified"])
@@ -172,7 +171,7 @@ class TaskReactivateView(TaskActionView):
 
 class TaskFileListView(BatchView):
     def get(self, request, job_id, task_id):
-        job = get_job(job_id, only=JOB_COLUMNS)
+        job = self.job(job_id, only=JOB_COLUMNS)
         task = get_task(job, task_id, only=("pk", "batch_id", "job", "files_removed_at"))
         files.refuse_cleaned_up(task)
         page_size = max_results(request.query_params)
@@ -204,6 +203,11 @@ class TaskFileView(BatchView):
     """Get / Get Properties of a task file. Ranged reads (ocp-range) are answered 200 with
     the slice: that is what the Batch clients expect, not 206."""
 
+    def perform_content_negotiation(self, request, force=False):
+        # The SDK asks for application/octet-stream: the file is that, whatever our
+        # JSON renderers offer (they render only this view's errors).
+        return super().perform_content_negotiation(request, force=True)
+
     def get(self, request, job_id, task_id, file_path):
         path, stat = self._file(job_id, task_id, file_path)
         span = files.parse_range(request.headers.get("ocp-range"), stat.st_size)
@@ -221,7 +225,7 @@ class TaskFileView(BatchView):
         return self._headers(response, stat, None)
 
     def _file(self, job_id, task_id, file_path):
-        task = get_task(get_job(job_id, only=JOB_COLUMNS), task_id,
+        task = get_task(self.job(job_id, only=JOB_COLUMNS), task_id,
                         only=("pk", "batch_id", "job", "files_removed_at"))
         files.refuse_cleaned_up(task)
         path = files.resolve(task, file_path)

@@ -25,7 +25,8 @@ class TaskConsumer(LivePage):
 
     def load(self) -> bool:
         kwargs = self.scope["url_route"]["kwargs"]
-        job = Job.objects.filter(key=id_key(kwargs["job_id"])).first()
+        account = self.account()
+        job = account and Job.objects.filter(account=account, key=id_key(kwargs["job_id"])).first()
         self.task = job and Task.objects.filter(job=job, key=id_key(kwargs["task_id"])).first()
         if self.task is None:
             return False

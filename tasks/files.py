@@ -1,6 +1,6 @@
 """Task directories on disk, laid out like a Batch node's, and safe reads from them.
 
-    <node root>/workitems/<job id>/<task id>/stdout.txt
+    <node root>/workitems/<account>/<job id>/<task id>/stdout.txt
                                             /stderr.txt
                                             /wd/            the working directory
                                   /.node-<worker>/jobpreparation/…   (the same three)
@@ -21,7 +21,8 @@ from batchapi.errors import BatchError
 
 
 def job_dir(job) -> Path:
-    return Path(settings.BATCHSITE_NODE_ROOT) / "workitems" / job.batch_id
+    # Job ids are unique within an account only, so the account names a level.
+    return Path(settings.BATCHSITE_NODE_ROOT) / "workitems" / job.account.name / job.batch_id
 
 
 def task_dir(task) -> Path:

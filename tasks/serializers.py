@@ -165,7 +165,7 @@ def node_info(t: Task, ctx: dict) -> dict | None:
     if not t.node_id:
         return None
     return {"nodeId": t.node_id, "poolId": ctx.get("pool_id", "local"), "affinityId": t.node_id,
-            "taskRootDirectory": f"workitems/{ctx['job_id']}/{t.batch_id}",
+            "taskRootDirectory": f"workitems/{ctx['account']}/{ctx['job_id']}/{t.batch_id}",
             "nodeUrl": f"{ctx['base']}/pools/{ctx.get('pool_id', 'local')}/nodes/{t.node_id}"}
 
 
@@ -248,7 +248,7 @@ def columns(select: list[str] | None, *, with_stats: bool = False) -> list[str]:
 
 def context(job, base: str) -> dict:
     return {"base": base, "job_id": job.batch_id, "job_retries": job.max_task_retry_count,
-            "pool_id": (job.pool_info or {}).get("poolId", "local")}
+            "pool_id": (job.pool_info or {}).get("poolId", "local"), "account": job.account.name}
 
 
 def task_to_wire(task: Task, *, ctx: dict, select: list[str] | None = None, with_stats: bool = False) -> dict:

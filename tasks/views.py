@@ -25,7 +25,7 @@ def get_task_or_404(job, task_id: str) -> Task:
 @require_GET
 @login_required
 def task_detail(request, job_id, task_id):
-    job = get_job_or_404(job_id)
+    job = get_job_or_404(request, job_id)
     task = get_task_or_404(job, task_id)
     return render(request, "tasks/task_detail.html", {
         "job": job, "task": task, "logs": [logs.read_before(task, name) for name in logs.LOG_NAMES],
@@ -36,7 +36,7 @@ def task_detail(request, job_id, task_id):
 @login_required
 def log_earlier(request, job_id, task_id, name):
     """The chunk before `before`: what "load earlier" puts in place of its button."""
-    job = get_job_or_404(job_id)
+    job = get_job_or_404(request, job_id)
     task = get_task_or_404(job, task_id)
     if name not in logs.LOG_NAMES:
         raise Http404(name)
@@ -52,7 +52,7 @@ def log_earlier(request, job_id, task_id, name):
 @login_required
 def task_file(request, job_id, task_id, path):
     """Download a file of the task directory whole (streamed by the server, never read into memory)."""
-    job = get_job_or_404(job_id)
+    job = get_job_or_404(request, job_id)
     task = get_task_or_404(job, task_id)
     try:
         target = resolve(task, path)

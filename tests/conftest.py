@@ -25,7 +25,12 @@ def node_root(tmp_path, settings):
 
 @pytest.fixture
 def owner(django_user_model):
-    return django_user_model.objects.create_user(username="owner", password="owner-password-1")
+    """A user who operates the default account (where make_job puts jobs)."""
+    from accounts.models import Membership, Role, default_account
+
+    user = django_user_model.objects.create_user(username="owner", password="owner-password-1")
+    Membership.objects.create(user=user, account=default_account(), role=Role.OPERATOR)
+    return user
 
 
 @pytest.fixture

@@ -11,6 +11,10 @@ from tasks import services as task_services
 
 
 def make_job(batch_id: str = "job", **fields):
+    """A job of the default account (or of `account=`)."""
+    from accounts.models import default_account
+
+    fields.setdefault("account", default_account())
     return job_services.create_job(spec={"batch_id": batch_id, **fields})
 
 

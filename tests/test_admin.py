@@ -86,8 +86,11 @@ def test_admin_job_actions_go_through_the_services(admin_client):
 
 
 def test_a_job_added_in_the_admin_gets_its_count_rows(admin_client):
+    from accounts.models import default_account
+
     response = admin_client.post("/admin/jobs/job/add/", {
-        "batch_id": "from-admin", "display_name": "", "priority": 3, "max_parallel_tasks": -1,
+        "account": default_account().pk, "batch_id": "from-admin", "display_name": "", "priority": 3,
+        "max_parallel_tasks": -1,
         "max_task_retry_count": 0, "on_all_tasks_complete": "noaction", "on_task_failure": "noaction",
         "common_environment_settings": "[]", "metadata": "[]", "pool_info": "{}",
     })

@@ -181,21 +181,21 @@ def test_taskcounts_costs_the_same_queries_for_ten_tasks_or_two_thousand(api, dj
     add(small, *[f"t{i}" for i in range(10)])
     for start in range(0, 2000, 500):
         add(large, *[f"t{i}" for i in range(start, start + 500)])
-    # token, job, one aggregate over the job's few count rows
-    with django_assert_num_queries(3):
+    # token, the caller's accounts, job, one aggregate over the job's few count rows
+    with django_assert_num_queries(4):
         assert api.get("/batch/jobs/small/taskcounts").json()["taskCounts"]["active"] == 10
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         assert api.get("/batch/jobs/large/taskcounts").json()["taskCounts"]["active"] == 2000
 
 
-def test_a_task_list_page_costs_three_queries_at_any_depth(api, django_assert_num_queries):
+def test_a_task_list_page_costs_four_queries_at_any_depth(api, django_assert_num_queries):
     job = make_job("j")
     add(job, *[f"t{i}" for i in range(250)])
-    with django_assert_num_queries(3):  # token, job, one page
+    with django_assert_num_queries(4):  # token, the caller's accounts, job, one page
         first = api.get("/batch/jobs/j/tasks?maxresults=100").json()
     assert len(first["value"]) == 100
     second = api.get(first["odata.nextLink"]).json()
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         third = api.get(second["odata.nextLink"]).json()
     assert [t["id"] for t in third["value"]] == [f"t{i}" for i in range(200, 250)]
     assert "odata.nextLink" not in third

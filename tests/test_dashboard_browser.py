@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from jobs.services import create_job
 from tasks import counts
 from tasks import services as task_services
 from tasks.models import Task
@@ -154,7 +153,7 @@ def test_the_jobs_list_shows_progress_and_new_jobs_appear_by_themselves(open_pag
     row = page.inner_text("#job-table tr:has-text('nightly-render')")
     assert "active" in row and "50" in row  # 50 still active
 
-    job = create_job(spec={"batch_id": "arrives-later"})
+    job = make_job("arrives-later")
     add(job, "a", "b")
     page.wait_for_selector("#job-table tr:has-text('arrives-later')", timeout=10_000)
     assert page.evaluate("window.__notReloaded") is True
@@ -250,3 +249,24 @@ def test_a_page_catches_up_by_itself_after_the_server_restarts(open_page, owner,
         "active": 1, "running": 1, "completed": 1, "succeeded": 0, "failed": 1}
     page.wait_for_function(f"document.querySelector('#task-{a.pk}').textContent.includes('TaskEnded')")
     assert page.evaluate("window.__notReloaded") is True
+
+
+def test_a_socket_reaches_only_the_jobs_of_the_account_shown(open_page, django_user_model):
+    from accounts.models import BatchAccount, Membership, Role
+
+    alpha, beta = BatchAccount.objects.create(name="alpha"), BatchAccount.objects.create(name="beta")
+    make_job("alpha-job", account=alpha)
+    make_job("beta-job", account=beta)
+    user = django_user_model.objects.create_user("beta-only", password="beta-password-1")
+    Membership.objects.create(user=user, account=beta, role=Role.OPERATOR)
+    page = open_page(user, "/jobs/beta-job/")
+    wait_live(page)
+    outcome = page.evaluate("""(job) => new Promise(resolve => {
+        const ws = new WebSocket(`ws://${location.host}/ws/jobs/${job}/`);
+        ws.onopen = () => resolve('open');
+        ws.onclose = (e) => resolve('closed ' + e.code);
+    })""", "alpha-job")
+    assert outcome.startswith("closed"), outcome
+    page.goto(page.url.replace("/jobs/beta-job/", "/"))
+    wait_live(page)
+    assert "beta-job" in page.inner_text("main") and "alpha-job" not in page.inner_text("main")

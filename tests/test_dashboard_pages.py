@@ -68,8 +68,8 @@ def test_the_job_page_of_a_hundred_thousand_tasks_reads_none_of_them_whole(brows
         response = browser.get(f"/jobs/{job.batch_id}/")
     assert response.status_code == 200
     assert b'id="count-active"' in response.content
-    # session, user, job, counts, samples, one page of tasks
-    assert len(queries) == 6, [q["sql"] for q in queries]
+    # session, user, the account shown, job, counts, samples, one page of tasks
+    assert len(queries) == 7, [q["sql"] for q in queries]
     unbounded = [q["sql"] for q in queries if not bounded(q["sql"])]
     assert not unbounded
     assert response.content.count(b'data-pk="') == dashboard.PAGE_SIZE
@@ -80,7 +80,8 @@ def test_the_duration_charts_of_a_hundred_thousand_tasks_are_aggregates_and_a_sa
     with CaptureQueriesContext(connection) as queries:
         response = browser.get(f"/jobs/{job.batch_id}/durations")
     assert response.status_code == 200
-    assert len(queries) == 7, [q["sql"] for q in queries]  # session, user, job, counts, range, buckets, sample
+    # session, user, the account shown, job, counts, range, buckets, sample
+    assert len(queries) == 8, [q["sql"] for q in queries]
     assert all(bounded(q["sql"]) for q in queries)
     assert b'id="durations-data"' in response.content and b'"succeeded": [' in response.content
     histogram = dashboard.duration_histogram(job)
@@ -96,7 +97,8 @@ def test_a_task_table_page_costs_the_same_at_any_depth_and_filter(browser, djang
         with CaptureQueriesContext(connection) as queries:
             response = browser.get(f"/jobs/deep/?{query}", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="task-table")
         assert response.status_code == 200
-        assert len(queries) == 4, (query, [q["sql"] for q in queries])  # session, user, job, one page
+        # session, user, the account shown, job, one page
+        assert len(queries) == 5, (query, [q["sql"] for q in queries])
         assert all(bounded(q["sql"]) for q in queries)
         assert b"<html" not in response.content  # the fragment, not the page
 
@@ -122,7 +124,7 @@ def test_the_jobs_list_splits_current_from_completed_and_searches(browser, djang
     for i in range(5):
         add(make_job(f"run-{i}"), "a", "b")
     terminate_job(job=make_job("old-one"))
-    with django_assert_max_num_queries(5):  # session, user, jobs, their counts, tab counts
+    with django_assert_max_num_queries(6):  # session, user, the account shown, jobs, their counts, tab counts
         current = browser.get("/")
     assert b"run-4" in current.content and b"old-one" not in current.content
     completed = browser.get("/?show=completed")

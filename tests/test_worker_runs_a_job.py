@@ -98,7 +98,7 @@ def test_tasks_run_without_a_shell_with_the_batch_environment(api, run_worker):
     assert env["AZ_BATCH_JOB_ID"] == "env"
     assert env["AZ_BATCH_TASK_ID"] == "vars"
     assert env["AZ_BATCH_NODE_ID"] == task.node_id
-    assert env["AZ_BATCH_TASK_WORKING_DIR"].endswith("/workitems/env/vars/wd")
+    assert env["AZ_BATCH_TASK_WORKING_DIR"].endswith("/workitems/batchsite/env/vars/wd")  # account, job, task
     assert env["OWN"] == "task"
     assert env["SHARED"] == "task wins"
     assert "DATABASE_URL" not in env  # the worker's secrets are not the task's

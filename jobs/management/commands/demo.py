@@ -7,6 +7,7 @@ import sys
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from accounts.models import default_account
 from jobs import services as job_services
 from tasks import services as task_services
 
@@ -52,7 +53,8 @@ class Command(BaseCommand):
         rng = random.Random(seed)
         job_id = id or f"demo-{timezone.now():%Y%m%d-%H%M%S}"
         job = job_services.create_job(spec={
-            "batch_id": job_id, "display_name": "Batchsite demo: varied tasks, a few failures and retries",
+            "account": default_account(), "batch_id": job_id,
+            "display_name": "Batchsite demo: varied tasks, a few failures and retries",
             "uses_task_dependencies": True, "max_task_retry_count": 1,
         })
         specs = []

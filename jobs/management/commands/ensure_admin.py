@@ -5,10 +5,13 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
+from accounts.models import Membership, Role, default_account
+
 
 class Command(BaseCommand):
-    help = ("Make sure an admin user exists. Its password comes from BATCHSITE_ADMIN_PASSWORD, "
-            "else a random one is made and printed once. Prints the user's API token.")
+    help = ("Make sure an admin user and the default Batch account exist. The password comes from "
+            "BATCHSITE_ADMIN_PASSWORD, else a random one is made and printed once. Prints the user's API "
+            "token and the account's name and key.")
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default=os.environ.get("BATCHSITE_ADMIN_USER", "admin"))
@@ -27,3 +30,6 @@ class Command(BaseCommand):
                               "to set a new password)")
         token, _ = Token.objects.get_or_create(user=user)
         self.stdout.write(f"  API token:   {token.key}   (Authorization: Token {token.key})")
+        account = default_account()
+        Membership.objects.get_or_create(user=user, account=account, defaults={"role": Role.OPERATOR})
+        self.stdout.write(f"  Batch account: {account.name}   key: {account.primary_key}")
