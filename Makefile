@@ -22,6 +22,7 @@ run: install
 
 test: install
 	@bash scripts/ensure-chromium.sh
+	@PYTHON=$(PYTHON) bash scripts/ensure-azure-cli.sh
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
