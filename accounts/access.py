@@ -84,9 +84,18 @@ def resolve(request) -> tuple[BatchAccount, bool]:
 # --- the dashboard -------------------------------------------------------------------
 
 
+def dashboard_accounts(request) -> list[BatchAccount]:
+    """The user's accounts, by name, read once per request."""
+    if not hasattr(request, "_batch_accounts"):
+        # Bounded like every query of a page; nobody switches between more accounts than this.
+        request._batch_accounts = list(accounts_of(request.user)[:200])
+    return request._batch_accounts
+
+
 def dashboard_account(request) -> BatchAccount | None:
     """The account the dashboard shows: the one chosen in the session, else the user's first."""
-    return chosen_account(request.user, request.session.get(SESSION_KEY))
+    mine, chosen = dashboard_accounts(request), request.session.get(SESSION_KEY)
+    return next((a for a in mine if a.name == chosen), mine[0] if mine else None)
 
 
 def may_operate(user, account: BatchAccount) -> bool:

@@ -1,13 +1,17 @@
-"""The account the dashboard shows, and the others the user may switch to, for the top bar."""
+"""The account the dashboard shows, and the others the user may switch to, for the top bar.
 
-from .access import SESSION_KEY, accounts_of
+Lazy: pages that do not show them (the admin's) pay no query, and the dashboard's
+views share the one `dashboard_accounts` makes.
+"""
+
+from django.utils.functional import SimpleLazyObject
+
+from .access import dashboard_account, dashboard_accounts
 
 
 def batch_account(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    mine = list(accounts_of(user))
-    chosen = request.session.get(SESSION_KEY)
-    current = next((a for a in mine if a.name == chosen), mine[0] if mine else None)
-    return {"batch_account": current, "batch_accounts": mine}
+    return {"batch_account": SimpleLazyObject(lambda: dashboard_account(request)),
+            "batch_accounts": SimpleLazyObject(lambda: dashboard_accounts(request))}

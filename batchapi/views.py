@@ -7,7 +7,7 @@ from django.conf import settings
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import conditional
+from . import conditional, versions
 from .errors import BatchError, invalid_query
 from .ids import id_key
 from .task_tokens import TaskScope
@@ -22,7 +22,9 @@ class BatchView(APIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         from accounts.access import no_access, resolve
+        from accounts.shared_key import AccountScope
 
+        versions.check(request.query_params.get("api-version"), required=isinstance(request.auth, AccountScope))
         # Every request acts within one account; a viewer only reads there.
         request.batch_account, may_change = resolve(request)
         if request.method not in ("GET", "HEAD", "OPTIONS") and not may_change:

@@ -116,7 +116,11 @@ class AddTaskCollectionView(BatchView):
     def _error(task_id, error: BatchError, base: str) -> dict:
         body = error.body(base + "/")
         del body["odata.metadata"]
-        return {"status": "clientError" if error.status < 500 else "serverError", "taskId": task_id or "",
+        # The REST docs write clientError / serverError, but the clients compare with their
+        # enum's values, "clienterror" / "servererror" (azure-batch 15 and the CLI's SDK
+        # exactly; msrest-era SDKs without case): spelt so, the SDK's create_tasks retries
+        # server errors and reports client errors, as it does against Azure.
+        return {"status": "clienterror" if error.status < 500 else "servererror", "taskId": task_id or "",
                 "error": body}
 
 

@@ -95,7 +95,7 @@ def test_tampering_replay_and_wrong_keys_are_refused_alike(alpha):
 
 def test_both_keys_work_and_rotation_retires_one(alpha):
     make_job("mine", account=alpha)
-    path = "/batch/jobs/mine"
+    path = "/batch/jobs/mine?api-version=2024-02-01.19.0"
     for key in alpha.keys():
         assert send("GET", path, signed(alpha, "GET", path, key=key)).status_code == 200
     old = alpha.primary_key
@@ -105,6 +105,26 @@ def test_both_keys_work_and_rotation_retires_one(alpha):
     auth_failure(send("GET", path, signed(alpha, "GET", path, key=old)))
     alpha.refresh_from_db()
     assert send("GET", path, signed(alpha, "GET", path)).status_code == 200
+
+
+@pytest.mark.parametrize("query, status, code", [
+    ("?api-version=2025-06-01", 200, None),
+    ("?api-version=2024-02-01.19.0", 200, None),
+    ("?api-version=2099-01-01.99.0", 400, "InvalidQueryParameterValue"),
+    ("", 400, "MissingRequiredQueryParameter"),  # every Batch client sends one
+])
+def test_api_versions(alpha, query, status, code):
+    path = "/batch/jobs" + query
+    response = send("GET", path, signed(alpha, "GET", path))
+    assert response.status_code == status, response.content
+    if code:
+        assert response.json()["code"] == code
+        assert "api-version" in str(response.json()["values"])
+
+
+def test_token_scripts_may_leave_the_api_version_out(api):
+    assert api.get("/batch/jobs").status_code == 200
+    assert api.get("/batch/jobs", {"api-version": "1999-01-01"}).json()["code"] == "InvalidQueryParameterValue"
 
 
 def token_client(user, account_header: str | None = None) -> APIClient:

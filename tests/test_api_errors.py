@@ -106,7 +106,7 @@ def test_a_collection_reports_each_bad_task_and_adds_the_good_ones(api, job):
     ]}, format="json")
     assert response.status_code == 200
     results = response.json()["value"]
-    assert [r["status"] for r in results] == ["success", "clientError", "clientError", "success", "clientError"]
+    assert [r["status"] for r in results] == ["success", "clienterror", "clienterror", "success", "clienterror"]
     assert [r.get("error", {}).get("code") for r in results] == [
         None, "TaskExists", "InvalidPropertyValue", None, "TaskExists"]
     assert counts.read(job.pk).active == 3

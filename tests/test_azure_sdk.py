@@ -54,18 +54,20 @@ def test_a_batch_script_runs_unchanged(server, accounts, start_worker):
     assert batch.get_job("render").state == models.BatchJobState.ACTIVE
 
     batch.create_task("render", models.BatchTaskCreateOptions(id="hello", command_line="/bin/echo hello world"))
+    batch.create_task("render", models.BatchTaskCreateOptions(
+        id="writer", command_line="/bin/sh -c 'mkdir -p out && echo data > out/data.txt'"))
     # 1,000 tasks: the SDK sends them 100 at a time, in parallel.
     result = batch.create_tasks("render", [
         models.BatchTaskCreateOptions(id=f"frame-{i:04d}", command_line="/bin/true") for i in range(1000)])
     assert len(result.result_values) == 1000 and {r.status for r in result.result_values} == {"success"}
     counts = batch.get_job_task_counts("render").task_counts
-    assert (counts.active, counts.completed) == (1001, 0)
+    assert (counts.active, counts.completed) == (1002, 0)
 
     worker = start_worker("--name", "node-1", "--slots", "4", "--poll", "0.1")
     seen_running = wait_for(lambda: batch.get_job_task_counts("render").task_counts.completed > 0,
                             what="the worker to complete tasks")
     assert seen_running
-    wait_for(lambda: batch.get_job_task_counts("render").task_counts.completed == 1001, timeout=120,
+    wait_for(lambda: batch.get_job_task_counts("render").task_counts.completed == 1002, timeout=120,
              what="all tasks to complete")
 
     # Lists page with odata.nextLink (30 a page: four pages here), filtered and selected. The
@@ -85,6 +87,10 @@ def test_a_batch_script_runs_unchanged(server, accounts, start_worker):
     assert b"".join(batch.download_task_file("render", "hello", "stdout.txt", ocp_range="bytes=6-10")) == b"world"
     properties = batch.get_task_file_properties("render", "hello", "stdout.txt")
     assert properties.content_length == 12
+    # A path with slashes travels as one segment (%2F): routed on the raw path.
+    assert b"".join(batch.download_task_file("render", "writer", "wd/out/data.txt")) == b"data\n"
+    assert batch.get_task_file_properties("render", "writer", "wd/out/data.txt").content_length == 5
+    assert "wd/out/data.txt" in {f.name for f in batch.list_task_files("render", "writer", recursive=True)}
 
     # Terminate a running task, then reactivate it (it failed: TaskEnded).
     batch.create_task("render", models.BatchTaskCreateOptions(id="long", command_line="/bin/sleep 60"))
@@ -143,10 +149,14 @@ def test_accounts_are_isolated_and_keys_rotate(server, accounts):
     for attempt in (lambda: b.get_job("shared-name"), lambda: b.get_job_task_counts("shared-name"),
                     lambda: b.get_task("shared-name", "t"), lambda: list(b.list_tasks("shared-name")),
                     lambda: b.terminate_task("shared-name", "t"),
+                    lambda: list(b.list_task_files("shared-name", "t")),
+                    lambda: b"".join(b.download_task_file("shared-name", "t", "stdout.txt")),
                     lambda: b.begin_delete_job("shared-name", polling_interval=1).result()):
         with pytest.raises(ResourceNotFoundError) as caught:
             attempt()
-        assert caught.value.error.code == "JobNotFound"
+        assert caught.value.status_code == 404
+        # (The SDK parses no error body for file downloads: it streams them.)
+        assert caught.value.error is None or caught.value.error.code == "JobNotFound"
     assert [j.id for j in b.list_jobs()] == []
     # Job ids are per account: beta may have its own "shared-name".
     b.create_job(job_options("shared-name"))
@@ -165,3 +175,36 @@ def test_accounts_are_isolated_and_keys_rotate(server, accounts):
         client_for(server, alpha, key=old).get_job("shared-name")
     assert client_for(server, alpha).get_job("shared-name").id == "shared-name"
     assert client_for(server, alpha, key=alpha.secondary_key).get_job("shared-name").id == "shared-name"
+
+
+def test_create_tasks_halves_a_collection_the_server_finds_too_large(server, accounts):
+    """Batch takes at most 1 MB a collection; the SDK halves a chunk on 413 RequestBodyTooLarge."""
+    alpha, _ = accounts
+    batch = client_for(server, alpha)
+    batch.create_job(job_options("heavy"))
+    padding = [models.EnvironmentSetting(name="PADDING", value="x" * 15_000)]  # 100 of these: 1.5 MB
+    result = batch.create_tasks("heavy", [
+        models.BatchTaskCreateOptions(id=f"t{i}", command_line="/bin/true", environment_settings=padding)
+        for i in range(100)])
+    assert len(result.result_values) == 100 and {r.status for r in result.result_values} == {"success"}
+    assert Job.objects.get(key="heavy").tasks.count() == 100
+    log = server.log_path.read_text()
+    assert '/addtaskcollection?api-version=2025-06-01" 413' in log, log  # refused whole, then halved
+
+
+def test_create_tasks_reports_client_errors_and_takes_existing_tasks_as_added(server, accounts):
+    """The SDK reads each task's status: TaskExists counts as added, other client errors fail the call."""
+    from azure.batch.models import CreateTasksError
+
+    alpha, _ = accounts
+    batch = client_for(server, alpha)
+    batch.create_job(job_options("mixed"))
+    batch.create_task("mixed", models.BatchTaskCreateOptions(id="old", command_line="/bin/true"))
+    again = batch.create_tasks("mixed", [models.BatchTaskCreateOptions(id="old", command_line="/bin/true"),
+                                         models.BatchTaskCreateOptions(id="new", command_line="/bin/true")])
+    assert sorted(r.task_id for r in again.result_values) == ["new", "old"]
+    with pytest.raises(CreateTasksError) as caught:
+        batch.create_tasks("mixed", [models.BatchTaskCreateOptions(
+            id="blocked", command_line="/bin/true", depends_on=models.BatchTaskDependencies(task_ids=["old"]))])
+    (failure,) = caught.value.failure_tasks
+    assert (failure.task_id, failure.error.code) == ("blocked", "TaskDependenciesNotSpecifiedOnJob")

@@ -208,7 +208,7 @@ def test_malformed_dependencies_are_refused_per_task_in_a_collection(api, depend
     ]}, format="json")
     assert response.status_code == 200
     statuses = {r["taskId"]: (r["status"], r.get("error", {}).get("code")) for r in response.json()["value"]}
-    assert statuses == {"good": ("success", None), "bad": ("clientError", "InvalidPropertyValue")}
+    assert statuses == {"good": ("success", None), "bad": ("clienterror", "InvalidPropertyValue")}
     assert counts.read(Task.objects.get().job_id).active == 1
 
 

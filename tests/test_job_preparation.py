@@ -101,7 +101,7 @@ def test_no_task_may_take_the_id_of_the_preparation_or_release_task(api, spec, t
     response = api.post("/batch/jobs/j/addtaskcollection", {"value": [
         {"id": "ok", "commandLine": "x"}, {"id": task_id, "commandLine": "x"}]}, format="json")
     statuses = {r["taskId"]: (r["status"], r.get("error", {}).get("code")) for r in response.json()["value"]}
-    assert statuses == {"ok": ("success", None), task_id: ("clientError", code)}
+    assert statuses == {"ok": ("success", None), task_id: ("clienterror", code)}
     assert counts.read(job.pk).active == 1
 
 
