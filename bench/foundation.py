@@ -35,11 +35,12 @@ def main():
     from django.db import connection
 
     call_command("migrate", verbosity=0)
+    from accounts.models import default_account
     from jobs import services as jobs
     from tasks import counts, services
 
     print(f"database: {connection.vendor}")
-    big = jobs.create_job(spec={"batch_id": f"bench-big-{int(time.time())}"})
+    big = jobs.create_job(spec={"account": default_account(), "batch_id": f"bench-big-{int(time.time())}"})
     start = time.perf_counter()
     for first in range(0, args.tasks, 100):  # as the SDK sends them: collections of 100
         services.add_tasks(job=big, specs=[{"batch_id": f"t{i}", "command_line": "/bin/true"}
@@ -62,7 +63,7 @@ def main():
     while jobs.purge_deleted_jobs(chunk=20_000):
         pass
 
-    run = jobs.create_job(spec={"batch_id": f"bench-run-{int(time.time())}"})
+    run = jobs.create_job(spec={"account": default_account(), "batch_id": f"bench-run-{int(time.time())}"})
     for first in range(0, args.run, 100):
         services.add_tasks(job=run, specs=[{"batch_id": f"t{i}", "command_line": "/bin/true"}
                                            for i in range(first, min(first + 100, args.run))])

@@ -109,11 +109,16 @@ def main():
     from django.contrib.auth import get_user_model
     from django.db import connection
 
+    from accounts.models import default_account
     from jobs import services as jobs
     from tasks import counts, services
     from tests.browser import Server, logged_in_context
 
     user = get_user_model().objects.create_user("bench", password="bench-password-1")
+
+    from accounts.models import Membership
+
+    Membership.objects.get_or_create(user=user, account=default_account())  # sees the default account
     server = Server(env, Path(env["BATCHSITE_DATA_DIR"]) / "daphne.log")
     label = "PostgreSQL + Redis" if args.scale_out else "SQLite, no Redis (embedded default)"
     print(f"set-up: {label} ({connection.vendor})")
@@ -125,7 +130,7 @@ def main():
             browser, context = logged_in_context(p, user, server.url)
 
             # --- 1. commit-to-DOM latency -----------------------------------------------------
-            job = jobs.create_job(spec={"batch_id": "latency"})
+            job = jobs.create_job(spec={"account": default_account(), "batch_id": "latency"})
             services.add_tasks(job=job, specs=[{"batch_id": f"t{i}", "command_line": "/bin/true"}
                                                for i in range(args.changes)])
             page = context.new_page()
@@ -149,7 +154,7 @@ def main():
             page.close()
 
             # --- 2. updates a page receives under a storm of transitions ------------------------
-            storm = jobs.create_job(spec={"batch_id": "storm"})
+            storm = jobs.create_job(spec={"account": default_account(), "batch_id": "storm"})
             total = 60_000
             for first in range(0, total, 1000):
                 services.add_tasks(job=storm, specs=[{"batch_id": f"s{i}", "command_line": "/bin/true"}

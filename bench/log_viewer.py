@@ -63,13 +63,18 @@ def main():
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from accounts.models import default_account
     from jobs import services as jobs
     from tasks import services
     from tasks.files import task_dir
     from tests.browser import Server, logged_in_context
 
     user = get_user_model().objects.create_user("bench", password="bench-password-1")
-    job = jobs.create_job(spec={"batch_id": "big-log"})
+
+    from accounts.models import Membership
+
+    Membership.objects.get_or_create(user=user, account=default_account())  # sees the default account
+    job = jobs.create_job(spec={"account": default_account(), "batch_id": "big-log"})
     task = services.add_task(job=job, spec={"batch_id": "chatty", "command_line": "/bin/true"})
     task.job = job
     path = task_dir(task) / "stdout.txt"

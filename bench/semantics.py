@@ -69,6 +69,10 @@ def list_queries(n: int) -> None:
     print(f"made a job of {n:,} tasks in {time.perf_counter() - t0:.1f} s")
 
     user, _ = get_user_model().objects.get_or_create(username="bench")
+
+    from accounts.models import Membership, default_account
+
+    Membership.objects.get_or_create(user=user, account=default_account())  # sees the default account
     client = APIClient()
     client.force_authenticate(user)
     for expression in FILTERS:
@@ -88,16 +92,18 @@ def list_queries(n: int) -> None:
 
 
 def claim_rates(waiting: int, parents: int) -> None:
+    from accounts.models import default_account
     from jobs import services as jobs
     from tasks import services
 
     stamp = int(time.time())
     # Top priority: the million-task job above must not take the claims.
-    plain = jobs.create_job(spec={"batch_id": f"plain-{stamp}", "priority": 1000})
+    plain = jobs.create_job(spec={"account": default_account(), "batch_id": f"plain-{stamp}", "priority": 1000})
     add_all(plain, [{"batch_id": f"p{i}", "command_line": "/bin/true"} for i in range(parents)])
     plain_rate = drain(parents)
 
-    deps = jobs.create_job(spec={"batch_id": f"deps-{stamp}", "priority": 1000, "uses_task_dependencies": True})
+    deps = jobs.create_job(spec={"account": default_account(), "batch_id": f"deps-{stamp}", "priority": 1000,
+                                 "uses_task_dependencies": True})
     t0 = time.perf_counter()
     add_all(deps, [{"batch_id": f"merge-{i}", "command_line": "/bin/true",
                     "depends_on": {"taskIdRanges": [{"start": 1, "end": parents}]}} for i in range(waiting)])

@@ -597,7 +597,8 @@ def remove_expired_task_files(*, limit: int = 200) -> int:
     """
     now = timezone.now()
     due = list(Task.objects.filter(files_expire_at__lte=now, files_removed_at=None)
-               .select_related("job").only("pk", "batch_id", "job__batch_id").order_by("files_expire_at")[:limit])
+               .select_related("job__account").only("pk", "batch_id", "job__batch_id", "job__account__name")
+               .order_by("files_expire_at")[:limit])
     removed = 0
     for task in due:
         if Task.objects.filter(pk=task.pk, files_expire_at__lte=now, files_removed_at=None).update(

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from .helpers import make_big_job
+from .helpers import make_big_job, make_job
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -59,10 +59,9 @@ def test_claiming_reads_runnable_tasks_only_whatever_the_statistics_say(big_job)
     """A new job's tasks are not in the planner's statistics (autovacuum analyzes after
     10% of the table changed): the claim must still probe the runnable-task index, not
     walk the primary key or hash every active task of every job."""
-    from jobs import services as jobs
     from tasks import services
 
-    job = jobs.create_job(spec={"batch_id": "fresh", "priority": 10, "uses_task_dependencies": True})
+    job = make_job("fresh", priority=10, uses_task_dependencies=True)
     services.add_tasks(job=job, specs=[{"batch_id": f"merge-{i}", "command_line": "x",
                                         "depends_on": {"taskIdRanges": [{"start": 1, "end": 10}]}}
                                        for i in range(5000)])
