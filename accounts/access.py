@@ -9,6 +9,7 @@
 """
 
 from django.db.models import QuerySet
+from rest_framework.authentication import SessionAuthentication
 
 from batchapi.errors import BatchError
 
@@ -40,11 +41,10 @@ def role_of(user, account: BatchAccount) -> str | None:
 
 
 def chosen_account(user, name: str | None) -> BatchAccount | None:
-    """The member account called `name`, else the user's first; None if they have none."""
+    """The member account called `name` (the session's choice), else the user's first, as the
+    dashboard shows it; None if they have none."""
     mine = accounts_of(user)
-    if name:
-        return mine.filter(name=name).first()
-    return mine.first()
+    return (name and mine.filter(name=name).first()) or mine.first()
 
 
 def memberships(user) -> list[tuple[BatchAccount, str]]:
@@ -71,7 +71,8 @@ def resolve(request) -> tuple[BatchAccount, bool]:
     if not name and hasattr(request, "session"):
         name = request.session.get(SESSION_KEY)
     mine = memberships(request.user)
-    if not name and len(mine) > 1:
+    # A logged-in browser (the browsable API) sees what its dashboard shows; a script must say.
+    if not name and len(mine) > 1 and not isinstance(request.successful_authenticator, SessionAuthentication):
         raise BatchError("MissingRequiredHeader", "A required header was not specified.", 400, {
             "HeaderName": ACCOUNT_HEADER, "Reason": "you are a member of several accounts: name the one to use"})
     chosen = [(a, r) for a, r in mine if a.name == name] if name else mine[:1]

@@ -166,6 +166,20 @@ def test_a_member_of_several_accounts_names_one(django_user_model, alpha, beta):
     assert token_client(user, "gamma").get("/batch/jobs").status_code == 403
 
 
+def test_a_logged_in_browser_uses_the_account_its_dashboard_shows(client, django_user_model, alpha, beta):
+    make_job("a-job", account=alpha)
+    make_job("b-job", account=beta)
+    user = django_user_model.objects.create_user("both")
+    Membership.objects.create(user=user, account=alpha, role=Role.VIEWER)
+    Membership.objects.create(user=user, account=beta, role=Role.VIEWER)
+    client.force_login(user)
+    listed = client.get("/batch/jobs", HTTP_ACCEPT="application/json").json()["value"]
+    assert [j["id"] for j in listed] == ["a-job"]
+    client.post("/accounts/switch/", {"account": "beta"})
+    listed = client.get("/batch/jobs", HTTP_ACCEPT="application/json").json()["value"]
+    assert [j["id"] for j in listed] == ["b-job"]
+
+
 def test_the_dashboard_shows_one_account_and_switches(client, django_user_model, alpha, beta):
     make_job("a-job", account=alpha)
     make_job("b-job", account=beta)
