@@ -15,8 +15,11 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -145,6 +148,38 @@ def program_of(command_line: str) -> str:
         return ""
 
 
+def download_resource_files(resource_files: list, directory: Path) -> dict | None:
+    """Staging work (on a thread): fetch the resource files; the failure (also in stderr.txt) if one failed."""
+    try:
+        staging.download(resource_files, directory / "wd")
+    except staging.StagingError as exc:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "stderr.txt").write_text(f"batchsite: {exc}: {exc.failure['details']}\n")
+        log.info("%s: %s", directory, exc)
+        return exc.failure
+    return None
+
+
+def upload_output_files(output_files: list, workdir: Path, succeeded: bool) -> dict | None:
+    """Staging work (on a thread): upload what the run qualifies for; the failure if one could not go."""
+    try:
+        staging.upload(output_files, workdir, succeeded=succeeded)
+    except staging.StagingError as exc:
+        log.info("%s: %s", workdir, exc)
+        return exc.failure
+    return None
+
+
+@dataclass
+class Staged:
+    """Files moving on a staging thread, and what the loop does with the outcome (a failure or None)."""
+
+    future: Future
+    then: Callable[[dict | None], None]
+    holds_slot: bool  # a task's download or upload takes its slot; a preparation's takes none
+    task: Task | None = None  # the task whose run waits on it (requeued if the worker stops)
+
+
 @dataclass
 class WorkerLoop:
     name: str
@@ -158,8 +193,12 @@ class WorkerLoop:
     node_runs: dict[tuple[int, str], Run] = field(default_factory=dict)
     # Tasks claimed in `preparing`, by job pk, waiting for the preparation on this worker.
     held: dict[int, list[Task]] = field(default_factory=dict)
+    # Resource files coming in and outputs going out, on threads: the loop goes on
+    # reaping, heartbeating and enforcing wall clocks while a big file moves.
+    staging: dict[tuple, Staged] = field(default_factory=dict)
 
     def __post_init__(self):
+        self.stager = ThreadPoolExecutor(max_workers=max(2, self.slots), thread_name_prefix="staging")
         self.stopping = False
         self.stop_deadline = None
         self.next_claim = self.next_check = self.next_heartbeat = 0.0
@@ -210,14 +249,20 @@ class WorkerLoop:
         signal.signal(signal.SIGINT, on_signal)
 
     def finished(self) -> bool:
-        return self.stopping and not self.runs and not self.node_runs and not self.held
+        return self.stopping and not self.active()
+
+    def active(self) -> bool:
+        """Anything running, waiting for a preparation, or moving files."""
+        return bool(self.runs or self.node_runs or self.held or self.staging)
 
     def busy(self) -> int:
-        """Slots taken: running tasks and tasks waiting for their job's preparation."""
-        return len(self.runs) + sum(len(tasks) for tasks in self.held.values())
+        """Slots taken: running tasks, tasks waiting for their job's preparation, tasks moving files."""
+        return (len(self.runs) + sum(len(tasks) for tasks in self.held.values())
+                + sum(1 for staged in self.staging.values() if staged.holds_slot))
 
     def shutdown(self) -> None:
         self.abandon_runs()
+        self.stager.shutdown(wait=False, cancel_futures=True)
         Worker.objects.filter(name=self.name).update(state=WorkerState.STOPPED, heartbeat_at=timezone.now())
         settle_jobs()  # jobs that waited for this worker's release task need not wait any more
 
@@ -225,6 +270,9 @@ class WorkerLoop:
         """Kill what still runs and put its tasks back in the queue (requeueCount + 1)."""
         attempts = {pk: run.attempt for pk, run in self.runs.items()}
         attempts.update({t.pk: t.attempt for tasks in self.held.values() for t in tasks})
+        # Tasks whose files are still moving go back too (a thread cannot be stopped; what
+        # it writes is the next run's to overwrite).
+        attempts.update({s.task.pk: s.task.attempt for s in self.staging.values() if s.task is not None})
         every = [*self.runs.values(), *self.node_runs.values()]
         for run in every:
             self.kill(run)
@@ -237,12 +285,14 @@ class WorkerLoop:
         self.runs.clear()
         self.node_runs.clear()
         self.held.clear()
+        self.staging.clear()
 
     # --- the loop ------------------------------------------------------------------
 
     def step(self) -> None:
         now = time.monotonic()
         self.reap()
+        self.finish_staging()
         self.enforce_deadlines(now)
         if now >= self.next_check:
             self.next_check = now + self.check_interval
@@ -262,9 +312,9 @@ class WorkerLoop:
         if self.busy() < self.slots and now >= self.next_claim:
             if self.claim_and_launch() == 0:
                 self.next_claim = now + self.poll_interval
-                if self.exit_when_idle and not self.runs and not self.node_runs and not self.held:
+                if self.exit_when_idle and not self.active():
                     self.start_due_releases()  # ended jobs may still want this worker's release
-                    if not self.node_runs:
+                    if not self.active():
                         self.stopping, self.stop_deadline = True, now
                         return
             else:
@@ -282,7 +332,9 @@ class WorkerLoop:
         return [*self.runs.values(), *self.node_runs.values()]
 
     def wait(self, timeout: float) -> None:
-        """Sleep until a child exits or `timeout` passes."""
+        """Sleep until a child exits or `timeout` passes (a little while only, when files are moving)."""
+        if self.staging:
+            timeout = min(timeout, 0.05)
         runs = self.every_run()
         fds = [run.pidfd for run in runs if run.pidfd is not None]
         if fds and len(fds) == len(runs):
@@ -303,8 +355,16 @@ class WorkerLoop:
         return len(tasks)
 
     def launch(self, task: Task) -> None:
+        """Start a claimed task, once its resource files are in (a failed download fails it)."""
+        if task.resource_files:
+            self.stage(("in", task.pk), partial(download_resource_files, task.resource_files, task_dir(task)),
+                       partial(self.start, task), task=task)
+        else:
+            self.start(task, None)
+
+    def start(self, task: Task, failure: dict | None) -> None:
         attempt = task.attempt
-        if failure := self.stage_in(task.resource_files, task_dir(task)):
+        if failure:
             services.finish_task(task=task, attempt=attempt, exit_code=None, failure=failure)
             return
         proc, error = start_process(task.command_line, task_dir(task), task_environment(task, self.name))
@@ -317,41 +377,27 @@ class WorkerLoop:
                                  limit=task.max_wall_clock_time, pidfd=self.pidfd(proc.pid))
         log.debug("task %s/%s started (pid %d)", task.job.batch_id, task.batch_id, proc.pid)
 
-    @staticmethod
-    def stage_in(resource_files: list, directory: Path) -> dict | None:
-        """Download the resource files before the command runs; the failure (also in stderr.txt) if one failed.
+    def stage(self, key: tuple, work: Callable[[], dict | None], then: Callable[[dict | None], None], *,
+              task: Task | None = None, holds_slot: bool = True) -> None:
+        self.staging[key] = Staged(self.stager.submit(work), then, holds_slot, task)
 
-        The download happens on the worker's loop: a run that ends meanwhile is
-        recorded when it is done.
-        """
-        if not resource_files:
-            return None
-        try:
-            staging.download(resource_files, directory / "wd")
-        except staging.StagingError as exc:
-            directory.mkdir(parents=True, exist_ok=True)
-            (directory / "stderr.txt").write_text(f"batchsite: {exc}: {exc.failure['details']}\n")
-            log.info("%s: %s", directory, exc)
-            return exc.failure
-        return None
-
-    def stage_out(self, run: Run, exit_code: int) -> dict | None:
-        """Upload the task's output files its run qualifies for; the failure if one could not go."""
-        if not run.task.output_files:
-            return None
-        try:
-            staging.upload(run.task.output_files, working_dir(run.task),
-                           succeeded=run.failure is None and exit_code == 0)
-        except staging.StagingError as exc:
-            log.info("task %s/%s: %s", run.task.job.batch_id, run.task.batch_id, exc)
-            return exc.failure
-        return None
+    def finish_staging(self) -> None:
+        """Carry on with what the staging threads have finished."""
+        for key, staged in list(self.staging.items()):
+            if staged.future.done():
+                del self.staging[key]
+                try:
+                    failure = staged.future.result()
+                except Exception as exc:  # a bug in staging must not take the worker down
+                    log.exception("staging %s failed", key)
+                    failure = {"category": "servererror", "code": "StagingFailed", "message": str(exc)}
+                staged.then(failure)
 
     # --- the job's preparation and release tasks -------------------------------------
 
     def prepare(self, job: Job) -> None:
         """Start the job's preparation here unless it runs, succeeded, or (without waitForSuccess) ran."""
-        if (job.pk, node_tasks.PREPARATION) in self.node_runs:
+        if self.node_task_busy(job, node_tasks.PREPARATION):
             return
         done = node_tasks.prepared_on if node_tasks.waits_for_preparation(job) else node_tasks.ran_on
         if not done(job, self.name):
@@ -359,17 +405,30 @@ class WorkerLoop:
 
     def start_due_releases(self) -> None:
         for job in node_tasks.releases_due(self.name):
-            if (job.pk, node_tasks.RELEASE) not in self.node_runs:
+            if not self.node_task_busy(job, node_tasks.RELEASE):
                 self.launch_node_task(job, node_tasks.RELEASE)
+
+    def node_task_busy(self, job: Job, kind: str) -> bool:
+        """Whether this worker runs the job's preparation or release now, or fetches its files."""
+        return (job.pk, kind) in self.node_runs or ("node", job.pk, kind) in self.staging
 
     def launch_node_task(self, job: Job, kind: str) -> None:
         row = node_tasks.start(job, self.name, kind)
         spec = node_tasks.spec_of(job, kind) or {}
         directory = node_task_dir(job, self.name, kind)
         directory.mkdir(parents=True, exist_ok=True)
-        if failure := self.stage_in(spec.get("resourceFiles") or [], directory):
+        if spec.get("resourceFiles"):
+            self.stage(("node", job.pk, kind), partial(download_resource_files, spec["resourceFiles"], directory),
+                       partial(self.start_node_task, job, kind, row), holds_slot=False)
+        else:
+            self.start_node_task(job, kind, row, None)
+
+    def start_node_task(self, job: Job, kind: str, row: NodeTask, failure: dict | None) -> None:
+        if failure:
             self.node_task_ended(row, row.attempt, None, failure)
             return
+        spec = node_tasks.spec_of(job, kind) or {}
+        directory = node_task_dir(job, self.name, kind)
         env = environment(job, self.name, task_id=node_tasks.task_id_of(job, kind), directory=directory,
                           own=spec.get("environmentSettings") or [])
         proc, error = start_process(spec.get("commandLine", ""), directory, env)
@@ -421,10 +480,24 @@ class WorkerLoop:
                 continue
             del self.runs[pk]
             self.close(run)
-            if not run.cancelled:
-                exit_code = exit_code_of(returncode)
-                failure = run.failure or self.stage_out(run, exit_code)
-                ended.append(services.RunEnd(run.task, run.attempt, exit_code, failure, run.usage))
+            if run.cancelled:
+                continue
+            exit_code = exit_code_of(returncode)
+            if run.task.output_files:  # the task is running until its outputs are up
+                succeeded = run.failure is None and exit_code == 0
+                self.stage(("out", pk), partial(upload_output_files, run.task.output_files, working_dir(run.task),
+                                                succeeded),
+                           partial(self.uploaded, run, exit_code), task=run.task)
+            else:
+                ended.append(services.RunEnd(run.task, run.attempt, exit_code, run.failure, run.usage))
+        self.record(ended)
+
+    def uploaded(self, run: Run, exit_code: int, failure: dict | None) -> None:
+        self.record([services.RunEnd(run.task, run.attempt, exit_code, run.failure or failure, run.usage)])
+
+    @staticmethod
+    def record(ended: list[services.RunEnd]) -> None:
+        """The ends of runs, in one transaction."""
         if not ended:
             return
         for end, outcome in zip(ended, services.finish_tasks(ended)):

@@ -272,3 +272,57 @@ def test_a_worker_stages_files_in_and_out_and_fails_tasks_whose_files_fail(api, 
 ])
 def test_file_patterns(pattern, name, matches):
     assert bool(staging._glob_regex(pattern).match(name)) is matches
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_download_holds_up_nothing_else_on_the_worker(api, start_worker, monkeypatch):
+    """Files move on staging threads: meanwhile the worker runs other tasks and keeps its heartbeat
+    (before, a download longer than the worker timeout got all its tasks requeued as if it had died)."""
+    import time
+
+    from tasks.models import Worker
+
+    release = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            release.wait(20)
+            self.send_response(200)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"late")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "p"}}, format="json")
+        api.post("/batch/jobs/j/addtaskcollection", {"value": [
+            {"id": "slow", "commandLine": "/bin/cat in.txt", "resourceFiles": [
+                {"httpUrl": f"http://127.0.0.1:{server.server_address[1]}/data", "filePath": "in.txt"}]},
+            {"id": "quick", "commandLine": "/bin/true"},
+        ]}, format="json")
+        monkeypatch.setenv("BATCHSITE_HEARTBEAT_SECONDS", "1")
+        worker = start_worker("--name", "stager", "--slots", "2", "--poll", "0.1")
+        deadline = time.monotonic() + 30
+        while not Task.objects.filter(key="quick", state="completed").exists():
+            assert time.monotonic() < deadline, "quick never completed while slow downloaded"
+            time.sleep(0.1)
+        assert Task.objects.get(key="slow").state == "running"  # still fetching its file
+        beat = Worker.objects.get(name="stager").heartbeat_at
+        time.sleep(2.5)
+        assert Worker.objects.get(name="stager").heartbeat_at > beat  # the loop kept beating
+        release.set()
+        while not Task.objects.filter(key="slow", state="completed").exists():
+            assert time.monotonic() < deadline + 30, "slow never completed"
+            time.sleep(0.1)
+        assert Task.objects.get(key="slow").result == "success"
+        stdout = b"".join(api.get("/batch/jobs/j/tasks/slow/files/stdout.txt").streaming_content)
+        assert stdout == b"late"
+        worker.terminate()
+        worker.wait(timeout=30)
+    finally:
+        release.set()
+        server.shutdown()
