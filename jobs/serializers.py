@@ -17,6 +17,7 @@ from batchapi.fields import (
 )
 from batchapi.odata import Prop
 from batchapi.wire import drop_none, duration, iso
+from tasks import node_tasks
 from tasks.serializers import JobManagerTaskSerializer, JobPreparationTaskSerializer, JobReleaseTaskSerializer
 from tasks.stats import job_stats_wire
 
@@ -79,15 +80,12 @@ class JobAddSerializer(JobUpdateSerializer):
             # "A Job Release Task cannot be specified without also specifying a Job
             # Preparation Task for the Job." (Batch REST docs, jobReleaseTask)
             raise invalid_property("jobReleaseTask", "a job release task needs a job preparation task")
-        ids = [node_task_id(t, kind) for t, kind in ((preparation, "preparation"), (release, "release")) if t]
+        ids = [node_tasks.task_id(t, kind) for t, kind in ((preparation, node_tasks.PREPARATION),
+                                                             (release, node_tasks.RELEASE)) if t]
         if len(ids) == 2 and ids[0].lower() == ids[1].lower():
             raise invalid_property("jobReleaseTask.id", "the job release task's id is the job preparation task's")
         return attrs
 
-
-def node_task_id(spec: dict, kind: str) -> str:
-    """The id of a job's preparation or release task: its own, or Batch's default."""
-    return spec.get("id") or ("jobpreparation" if kind == "preparation" else "jobrelease")
 
 
 # wire name -> model field, for the properties that map one to one.

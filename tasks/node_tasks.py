@@ -38,11 +38,13 @@ def spec_of(job: Job, kind: str) -> dict | None:
     return job.job_preparation_task if kind == PREPARATION else job.job_release_task
 
 
-def task_id_of(job: Job, kind: str) -> str:
-    """The id of the job's preparation or release task: its own, or Batch's default."""
-    from jobs.serializers import node_task_id
+def task_id(spec: dict, kind: str) -> str:
+    """The id of a job's preparation or release task: its own, or Batch's default."""
+    return spec.get("id") or ("jobpreparation" if kind == PREPARATION else "jobrelease")
 
-    return node_task_id(spec_of(job, kind) or {}, kind)
+
+def task_id_of(job: Job, kind: str) -> str:
+    return task_id(spec_of(job, kind) or {}, kind)
 
 
 def reserved_ids(job: Job) -> dict[str, BatchError]:

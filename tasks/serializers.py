@@ -19,6 +19,21 @@ from . import staging
 from .models import Task, TaskKind, TaskResult, TaskState
 from .stats import task_stats_wire
 
+
+class ResourceFilesField(JSONListField):
+    """resourceFiles, checked against Batch's path rules (tasks.staging)."""
+
+    def to_internal_value(self, data):
+        staging.validate_resource_files(super().to_internal_value(data))
+        return data
+
+
+class OutputFilesField(JSONListField):
+    def to_internal_value(self, data):
+        staging.validate_output_files(super().to_internal_value(data))
+        return data
+
+
 DEFAULT_RETENTION = "P7D"  # the Batch service keeps a task's directory 7 days by default
 
 
@@ -36,8 +51,8 @@ class TaskAddSerializer(serializers.Serializer):
     constraints = TaskConstraintsSerializer(required=False)
     dependsOn = JSONObjectField(required=False)
     exitConditions = JSONObjectField(required=False)
-    resourceFiles = JSONListField(required=False)
-    outputFiles = JSONListField(required=False)
+    resourceFiles = ResourceFilesField(required=False)
+    outputFiles = OutputFilesField(required=False)
     userIdentity = JSONObjectField(required=False)
     affinityInfo = JSONObjectField(required=False)
     containerSettings = JSONObjectField(required=False)
@@ -45,14 +60,6 @@ class TaskAddSerializer(serializers.Serializer):
     applicationPackageReferences = JSONListField(required=False)
     authenticationTokenSettings = JSONObjectField(required=False)
     requiredSlots = IntField(required=False, min_value=1)
-
-    def validate_resourceFiles(self, value):
-        staging.validate_resource_files(value)
-        return value
-
-    def validate_outputFiles(self, value):
-        staging.validate_output_files(value)
-        return value
 
 
 class JobManagerTaskSerializer(TaskAddSerializer):
@@ -74,16 +81,12 @@ class JobPreparationTaskSerializer(serializers.Serializer):
     id = BatchIdField(required=False)
     commandLine = serializers.CharField(max_length=8192, trim_whitespace=False)
     containerSettings = JSONObjectField(required=False)
-    resourceFiles = JSONListField(required=False)
+    resourceFiles = ResourceFilesField(required=False)
     environmentSettings = EnvironmentSettingSerializer(many=True, required=False)
     constraints = TaskConstraintsSerializer(required=False)
     waitForSuccess = StrictBooleanField(required=False)
     userIdentity = JSONObjectField(required=False)
     rerunOnNodeRebootAfterSuccess = StrictBooleanField(required=False)
-
-    def validate_resourceFiles(self, value):
-        staging.validate_resource_files(value)
-        return value
 
 
 class JobReleaseTaskSerializer(serializers.Serializer):
@@ -92,15 +95,11 @@ class JobReleaseTaskSerializer(serializers.Serializer):
     id = BatchIdField(required=False)
     commandLine = serializers.CharField(max_length=8192, trim_whitespace=False)
     containerSettings = JSONObjectField(required=False)
-    resourceFiles = JSONListField(required=False)
+    resourceFiles = ResourceFilesField(required=False)
     environmentSettings = EnvironmentSettingSerializer(many=True, required=False)
     maxWallClockTime = WireDurationField(required=False, allow_null=True)
     retentionTime = WireDurationField(required=False, allow_null=True)
     userIdentity = JSONObjectField(required=False)
-
-    def validate_resourceFiles(self, value):
-        staging.validate_resource_files(value)
-        return value
 
 
 class TaskUpdateSerializer(serializers.Serializer):

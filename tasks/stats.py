@@ -65,7 +65,8 @@ def run_ended(task, usage: Usage | None, now: datetime, *, completed: bool) -> t
     return stats, job
 
 
-def _io(iops: int) -> dict:
+def _io(iops: int) -> tuple[str, float]:
+    """(the count as Batch's int64 string, the GiB those blocks hold)."""
     return str(iops), round(iops * BLOCK / GIB, 9)
 
 

@@ -199,6 +199,7 @@ class WorkerLoop:
 
     def __post_init__(self):
         self.stager = ThreadPoolExecutor(max_workers=max(2, self.slots), thread_name_prefix="staging")
+        self.prepared: set[int] = set()  # jobs whose preparation this worker needs not run again
         self.stopping = False
         self.stop_deadline = None
         self.next_claim = self.next_check = self.next_heartbeat = 0.0
@@ -396,11 +397,16 @@ class WorkerLoop:
     # --- the job's preparation and release tasks -------------------------------------
 
     def prepare(self, job: Job) -> None:
-        """Start the job's preparation here unless it runs, succeeded, or (without waitForSuccess) ran."""
-        if self.node_task_busy(job, node_tasks.PREPARATION):
+        """Start the job's preparation here unless it runs, succeeded, or (without waitForSuccess) ran.
+
+        Once it has, this process remembers: every later task of the job costs no query.
+        """
+        if job.pk in self.prepared or self.node_task_busy(job, node_tasks.PREPARATION):
             return
         done = node_tasks.prepared_on if node_tasks.waits_for_preparation(job) else node_tasks.ran_on
-        if not done(job, self.name):
+        if done(job, self.name):
+            self.prepared.add(job.pk)
+        else:
             self.launch_node_task(job, node_tasks.PREPARATION)
 
     def start_due_releases(self) -> None:

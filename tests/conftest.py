@@ -100,3 +100,13 @@ def start_worker():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`daphne` on the test database in its own process (tests that need it are transactional)."""
+    from .browser import Server
+
+    live = Server(worker_env(), tmp_path / "daphne.log")
+    yield live
+    live.stop()

@@ -1,5 +1,6 @@
 """Small builders for tests that work below the API."""
 
+import time
 from datetime import timedelta
 
 from django.db import connection, transaction
@@ -63,3 +64,30 @@ def make_big_job(n: int, batch_id: str = "big", *, prefixes: tuple[str, ...] = (
     with transaction.atomic():
         counts.recount(job.pk, repair=True)
     return job
+
+
+def wait_for(predicate, timeout: float = 60, what: str = "condition"):
+    """Poll `predicate` until it returns something true (returned), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def query_plan(sql: str) -> str:
+    """The plan the database would use for `sql`, as one line of text.
+
+    On PostgreSQL sequential scans are switched off for the question: the tables
+    of a unit test are tiny, and what we ask is which index it would use.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("EXPLAIN QUERY PLAN " + sql)
+            return " ".join(str(row[-1]) for row in cursor.fetchall())
+        cursor.execute("SET enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql)
+        plan = " ".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SET enable_seqscan = on")
+        return plan

@@ -17,9 +17,6 @@ import pytest
 
 from accounts.models import BatchAccount
 
-from .browser import Server
-from .conftest import worker_env
-
 VERSION = os.environ.get("BATCHSITE_AZURE_CLI_VERSION", "2.91.0")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
 AZ = Path(os.environ.get("BATCHSITE_AZURE_CLI_VENV", CACHE / "batchsite" / f"azure-cli-{VERSION}")) / "bin" / "az"
@@ -29,13 +26,6 @@ pytestmark = [
     pytest.mark.skipif(not AZ.exists(), reason=f"azure-cli is not installed at {AZ} "
                                                "(scripts/ensure-azure-cli.sh installs it; `make test` runs that)"),
 ]
-
-
-@pytest.fixture
-def server(tmp_path):
-    live = Server(worker_env(), tmp_path / "daphne.log")
-    yield live
-    live.stop()
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """The official azure-batch SDK (15.x), unchanged, against a live Batchsite over HTTP with
 Shared Key: what a script written for Azure Batch does, and the errors it expects."""
 
-import time
 
 import pytest
 from azure.batch import BatchClient, models
@@ -11,17 +10,9 @@ from azure.core.exceptions import ClientAuthenticationError, ResourceExistsError
 from accounts.models import BatchAccount
 from jobs.models import Job
 
-from .browser import Server
-from .conftest import worker_env
+from .helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def server(tmp_path):
-    live = Server(worker_env(), tmp_path / "daphne.log")
-    yield live
-    live.stop()
 
 
 @pytest.fixture
@@ -36,15 +27,6 @@ def client_for(server, account, key=None) -> BatchClient:
 
 def job_options(job_id: str, **extra) -> models.BatchJobCreateOptions:
     return models.BatchJobCreateOptions(id=job_id, pool_info=models.BatchPoolInfo(pool_id="pool"), **extra)
-
-
-def wait_for(predicate, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_batch_script_runs_unchanged(server, accounts, start_worker):

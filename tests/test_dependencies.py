@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from tasks import counts, services
 from tasks.models import Task, TaskState
 
-from .helpers import add, assert_counts_exact, make_job
+from .helpers import add, assert_counts_exact, make_job, query_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -232,22 +232,10 @@ def test_claiming_never_scans_waiting_tasks():
              and "waiting" in q["sql"]]
     assert len(reads) == 2, reads
     for sql in reads:
-        plan = _plan(sql)
+        plan = query_plan(sql)
         assert "task_runnable_in_job" in plan, plan
-    candidates = _plan(reads[1])  # read in the index's order, not gathered and sorted
+    candidates = query_plan(reads[1])  # read in the index's order, not gathered and sorted
     assert "TEMP B-TREE" not in candidates and "Sort" not in candidates, candidates
-
-
-def _plan(sql: str) -> str:
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute("EXPLAIN QUERY PLAN " + sql)
-            return " ".join(str(row[-1]) for row in cursor.fetchall())
-        cursor.execute("SET enable_seqscan = off")  # tiny tables: ask which index it would use
-        cursor.execute("EXPLAIN " + sql)
-        plan = " ".join(row[0] for row in cursor.fetchall())
-        cursor.execute("SET enable_seqscan = on")
-        return plan
 
 
 def test_a_chain_releases_one_task_per_completion():

@@ -17,7 +17,6 @@ from tasks import counts
 from tasks.files import task_dir
 from tasks.models import Task, TaskKind
 
-from .browser import Server
 from .conftest import worker_command, worker_env
 from .helpers import make_job
 
@@ -48,13 +47,6 @@ MANAGER = textwrap.dedent("""
         time.sleep(0.1)
     print("all 50 done", flush=True)
 """)
-
-
-@pytest.fixture
-def server(tmp_path):
-    live = Server(worker_env(), tmp_path / "daphne.log")
-    yield live
-    live.stop()
 
 
 def test_a_job_manager_adds_fifty_tasks_and_ends_its_job(api, server, tmp_path):

@@ -13,7 +13,6 @@ Real worker processes run every command here.
 """
 
 import sys
-import time
 from datetime import datetime
 
 import pytest
@@ -22,7 +21,7 @@ from jobs.models import Job
 from tasks import counts, services
 from tasks.models import NodeTask, Task, TaskState
 
-from .helpers import assert_counts_exact
+from .helpers import assert_counts_exact, wait_for
 
 PY = sys.executable
 
@@ -51,15 +50,6 @@ def add_job(api, job_id: str, **body):
 def add_tasks(api, job_id: str, tasks: list[dict]):
     response = api.post(f"/batch/jobs/{job_id}/addtaskcollection", {"value": tasks}, format="json")
     assert {r["status"] for r in response.json()["value"]} == {"success"}, response.content
-
-
-def wait_for(predicate, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # --- the API ------------------------------------------------------------------------

@@ -6,21 +6,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from .helpers import add, make_job
+from .helpers import add, make_job, query_plan
 
 pytestmark = pytest.mark.django_db
-
-
-def plan_of(sql: str) -> str:
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute("EXPLAIN QUERY PLAN " + sql)
-            return " ".join(str(row[-1]) for row in cursor.fetchall())
-        cursor.execute("SET enable_seqscan = off")  # tiny tables: ask which index it would use
-        cursor.execute("EXPLAIN " + sql)
-        plan = " ".join(row[0] for row in cursor.fetchall())
-        cursor.execute("SET enable_seqscan = on")
-        return plan
 
 
 @pytest.mark.parametrize("params", [{}, {"$skiptoken": "3"}, {"$filter": "startswith(id,'t')"}])
@@ -34,5 +22,5 @@ def test_task_pages_walk_an_index_in_order(api, params):
         response = api.get("/batch/jobs/j/tasks", {"maxresults": 5, **params})
     assert response.status_code == 200 and len(response.json()["value"]) == 5
     (sql,) = [q["sql"] for q in queries if 'FROM "tasks_task"' in q["sql"]]
-    plan = plan_of(sql)
+    plan = query_plan(sql)
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan

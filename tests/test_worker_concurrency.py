@@ -2,7 +2,6 @@
 
 import signal
 import subprocess
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -13,7 +12,7 @@ from tasks import counts, services
 from tasks.models import Task, TaskState, Worker, WorkerState
 from tasks.worker import requeue_dead_workers
 
-from .helpers import add, assert_counts_exact, make_job
+from .helpers import add, assert_counts_exact, make_job, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,15 +39,6 @@ def test_two_worker_processes_never_run_a_task_twice(tmp_path, start_worker):
     assert counts.read(job.pk).as_dict() == {"active": 0, "running": 0, "completed": 300, "succeeded": 300,
                                              "failed": 0}
     assert_counts_exact(job.pk)
-
-
-def wait_for(condition, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_sigterm_stops_claiming_and_requeues_what_outlives_the_grace(start_worker):
