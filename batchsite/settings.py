@@ -36,8 +36,13 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 # Local state of the embedded set-up: database, secret key, task directories.
+# Private to the user Batchsite runs as, whatever the umask: it holds the database,
+# the secret key and every account's files. What the processes create goes 0600/0700.
 DATA_DIR = Path(env_str("BATCHSITE_DATA_DIR", str(BASE_DIR / "var")))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+os.umask(0o077)
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+if DATA_DIR.stat().st_mode & 0o077:
+    DATA_DIR.chmod(0o700)
 
 
 def _secret_key() -> str:
@@ -220,11 +225,25 @@ BATCHSITE_DEFAULT_ACCOUNT = env_str("BATCHSITE_DEFAULT_ACCOUNT", "batchsite")
 # How long a completed task's directory is kept when its constraints say nothing
 # (the Batch default is 7 days).
 BATCHSITE_DEFAULT_RETENTION = timedelta(days=env_int("BATCHSITE_DEFAULT_RETENTION_DAYS", 7))
-# A worker whose heartbeat is older than this is dead; its tasks are requeued.
 # The account endpoint tasks are told (AZ_BATCH_ACCOUNT_URL) to call back with their token.
 BATCHSITE_ACCOUNT_URL = env_str("BATCHSITE_ACCOUNT_URL", "http://127.0.0.1:8000/batch")
+# A worker whose heartbeat is older than this is dead; its tasks are requeued.
 BATCHSITE_HEARTBEAT_SECONDS = env_int("BATCHSITE_HEARTBEAT_SECONDS", 5)
 BATCHSITE_WORKER_TIMEOUT = timedelta(seconds=env_int("BATCHSITE_WORKER_TIMEOUT_SECONDS", 30))
+# --- Task containment (tasks/sandbox.py) ---------------------------------------------
+# Workers run every command in a bubblewrap sandbox, as this unprivileged user when
+# the worker is root (created if missing). Without a sandbox a worker refuses to start
+# unless BATCHSITE_UNCONFINED_TASKS (or `worker --unconfined`) says tasks may see
+# everything the worker sees.
+BATCHSITE_BWRAP = env_str("BATCHSITE_BWRAP", "bwrap")
+BATCHSITE_TASK_USER = env_str("BATCHSITE_TASK_USER", "batchsite-task")
+BATCHSITE_UNCONFINED_TASKS = env_bool("BATCHSITE_UNCONFINED_TASKS", False)
+# Users a task's userIdentity.userName may name (Batch's pool user accounts); never root.
+BATCHSITE_NODE_USERS = env_list("BATCHSITE_NODE_USERS", "")
+# More paths to hide from tasks, beside the data directory, the storage, the database,
+# the installation and the worker's home.
+BATCHSITE_SANDBOX_HIDE = env_list("BATCHSITE_SANDBOX_HIDE", "")
+
 # Rows of task counts per job: workers finishing tasks of one job at once spread
 # their increments over these instead of queueing on one row lock.
 BATCHSITE_COUNT_SHARDS = 8

@@ -42,6 +42,12 @@ def node_task_dir(job, node_id: str, kind: str) -> Path:
     return job_dir(job) / f".node-{node_id}" / ("jobpreparation" if kind == "preparation" else "jobrelease")
 
 
+def shared_dir(account_name: str) -> Path:
+    """AZ_BATCH_NODE_SHARED_DIR: Batch's per-node shared directory. A Batch node serves one
+    account; a Batchsite worker serves them all, so each account has its own."""
+    return Path(settings.BATCHSITE_NODE_ROOT) / "shared" / account_name
+
+
 def file_not_found(path: str) -> BatchError:
     return BatchError("FileNotFound", "The specified file does not exist.", 404, {"FilePath": path})
 

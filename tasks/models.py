@@ -268,6 +268,10 @@ class Worker(models.Model):
     state = models.CharField(max_length=16, choices=WorkerState.choices, default=WorkerState.RUNNING)
     started_at = models.DateTimeField()
     heartbeat_at = models.DateTimeField()
+    # Whether its tasks run sandboxed, and how (tasks.sandbox); an unconfined worker is
+    # shown as such wherever workers are.
+    confined = models.BooleanField(default=True)
+    containment = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         indexes = [

@@ -35,6 +35,10 @@ class Usage:
         return cls(user_cpu=rusage.ru_utime, kernel_cpu=rusage.ru_stime,
                    read_iops=rusage.ru_inblock, write_iops=rusage.ru_oublock)
 
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(self.user_cpu + other.user_cpu, self.kernel_cpu + other.kernel_cpu,
+                     self.read_iops + other.read_iops, self.write_iops + other.write_iops)
+
 
 # The job sums kept in each TaskCountShard, besides the counts.
 JOB_FIELDS = ("user_cpu", "kernel_cpu", "wall_clock", "wait_time", "read_iops", "write_iops", "retries")

@@ -1,10 +1,10 @@
 """The worker: claims tasks, runs their command lines, records how they ended.
 
-One process, one thread. Children are started without a shell in their own
-session (so Ctrl-C on the worker's terminal does not reach them, and a kill
-reaches their whole process group) and awaited through pidfds, so the loop
-wakes the moment a child exits. Every state change goes through
-`tasks.services`; the worker never writes a task row itself.
+One process, one thread. Children are started without a shell, in a sandbox
+(`tasks.sandbox`), in their own session (so Ctrl-C on the worker's terminal
+does not reach them, and a kill reaches their whole process group), and are
+awaited through pidfds, so the loop wakes the moment a child exits. Every state
+change goes through `tasks.services`; the worker never writes a task row itself.
 """
 
 import logging
@@ -31,15 +31,24 @@ from jobs.models import Job
 from jobs.services import purge_deleted_jobs, settle_jobs
 
 from . import counts, node_tasks, services, staging, stats
-from .files import node_task_dir, task_dir, working_dir
+from .files import node_task_dir, shared_dir, task_dir, working_dir
 from .models import NodeTask, Task, TaskState, Worker, WorkerState
+from .sandbox import (
+    TASK_UMASK,
+    Containment,
+    IdentityRefused,
+    RunAs,
+    become_subreaper,
+    prepare_run_directory,
+    sandbox_usage,
+)
 
 log = logging.getLogger("batchsite.worker")
 
 # What a task inherits from the worker's own environment. Nothing else: the
 # worker's may hold DATABASE_URL and secrets, which are not the task's business.
-INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL",
-                 "PYTHONIOENCODING", "VIRTUAL_ENV")
+# HOME, USER and TMPDIR are the task's own (below).
+INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SHELL", "PYTHONIOENCODING")
 
 
 @dataclass
@@ -55,6 +64,7 @@ class Run:
     failure: dict | None = None  # set when we killed it for a reason of our own
     cancelled: bool = False  # the run was ended elsewhere (terminated, deleted)
     usage: stats.Usage | None = None  # from wait4, once it has ended
+    info_fd: int | None = None  # where bubblewrap told the pid of the sandbox's init (sandbox_usage)
 
     def poll(self) -> int | None:
         """The exit status once the child has ended (reaped with wait4, for its rusage), else None."""
@@ -68,6 +78,11 @@ class Run:
             return None
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         self.usage = stats.Usage.of(rusage)
+        if self.info_fd is not None:
+            if inside := sandbox_usage(self.info_fd):
+                self.usage += stats.Usage.of(inside)
+            os.close(self.info_fd)
+            self.info_fd = None
         return self.proc.returncode
 
     @property
@@ -80,19 +95,24 @@ def exit_code_of(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def environment(job: Job, node_id: str, *, task_id: str, directory: Path, own: list[dict]) -> dict[str, str]:
+def environment(job: Job, node_id: str, *, task_id: str, directory: Path, own: list[dict], run_as: RunAs,
+                confined: bool) -> dict[str, str]:
     """What a task (or the job's preparation or release task) finds in its environment."""
     node_root = settings.BATCHSITE_NODE_ROOT
     env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+    # The worker's home is hidden from tasks (credentials live there): a task's home is its directory.
+    env.update({"HOME": str(directory), "USER": run_as.name, "LOGNAME": run_as.name})
+    if confined:
+        env["TMPDIR"] = "/tmp"  # the sandbox's own
     for setting in [*job.common_environment_settings, *own]:
         env[setting["name"]] = setting.get("value") or ""
     env.update({
-        "AZ_BATCH_ACCOUNT_NAME": "batchsite",
+        "AZ_BATCH_ACCOUNT_NAME": job.account.name,
         "AZ_BATCH_POOL_ID": (job.pool_info or {}).get("poolId", "local"),
         "AZ_BATCH_NODE_ID": node_id,
         "AZ_BATCH_NODE_IS_DEDICATED": "true",
         "AZ_BATCH_NODE_ROOT_DIR": str(node_root),
-        "AZ_BATCH_NODE_SHARED_DIR": str(node_root / "shared"),
+        "AZ_BATCH_NODE_SHARED_DIR": str(shared_dir(job.account.name)),
         "AZ_BATCH_JOB_ID": job.batch_id,
         "AZ_BATCH_TASK_ID": task_id,
         "AZ_BATCH_TASK_DIR": str(directory),
@@ -105,18 +125,28 @@ def environment(job: Job, node_id: str, *, task_id: str, directory: Path, own: l
     return env
 
 
-def task_environment(task: Task, node_id: str) -> dict[str, str]:
-    env = environment(task.job, node_id, task_id=task.batch_id, directory=task_dir(task),
-                      own=task.environment_settings)
-    if task_tokens.wants_token(task):
-        env["AZ_BATCH_AUTHENTICATION_TOKEN"] = task_tokens.issue(task)
-    return env
+def sandbox_binds(job: Job, node_id: str, directory: Path) -> list[Path]:
+    """What a sandboxed run may see of the node: its own directory, its account's shared
+    directory, and its job's preparation directory on this node (as Batch defines them)."""
+    shared = shared_dir(job.account.name)
+    if not shared.is_dir():
+        shared.mkdir(parents=True, exist_ok=True)
+        shared.chmod(0o1777)  # every task user of the account writes there, as in /tmp
+    binds = [directory, shared]
+    if job.job_preparation_task:
+        prep = node_task_dir(job, node_id, node_tasks.PREPARATION)
+        if prep != directory:
+            prep.mkdir(parents=True, exist_ok=True)
+            binds.append(prep)
+    return binds
 
 
-def start_process(command_line: str, directory: Path, env: dict[str, str]) -> tuple[subprocess.Popen | None, str]:
+def start_process(containment: Containment, command_line: str, directory: Path, env: dict[str, str], *,
+                  run_as: RunAs, binds: list[Path]) -> tuple[subprocess.Popen | None, str, int | None]:
     """Start a command line (no shell) in directory/wd with stdout.txt and stderr.txt beside it.
 
-    The process, or None and why it could not start (also written to stderr.txt).
+    The process, or None and why it could not start (also written to stderr.txt);
+    and, for a sandboxed one, where to learn what it used (`sandbox_usage`).
     """
     try:
         argv = shlex.split(command_line)
@@ -125,20 +155,36 @@ def start_process(command_line: str, directory: Path, env: dict[str, str]) -> tu
     else:
         error = "" if argv else "the command line is empty"
     workdir = directory / "wd"
-    workdir.mkdir(parents=True, exist_ok=True)
-    proc = None
-    with open(directory / "stdout.txt", "wb") as out, open(directory / "stderr.txt", "wb") as err:
+    if not error and not containment.visible_program(argv[0], path=env.get("PATH", os.defpath), cwd=workdir,
+                                                     binds=binds):
+        error = "No such file or directory"
+    out, err = prepare_run_directory(directory)
+    proc = info_read = None
+    try:
         if not error:
+            containment.hand_over(directory, run_as)
+            info_read, info_write = os.pipe() if containment.confined else (None, None)
             try:
                 proc = subprocess.Popen(
-                    argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    start_new_session=True, close_fds=True,
+                    containment.command(argv, directory=directory, binds=binds, run_as=run_as, info_fd=info_write),
+                    cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    start_new_session=True, close_fds=True, umask=TASK_UMASK,
+                    pass_fds=[info_write] if info_write is not None else [],
                 )
-            except OSError as exc:  # not found, not executable, bad interpreter, ...
+            except OSError as exc:  # not executable, bad interpreter, ...
                 error = f"{exc.strerror or exc}"
+            finally:
+                if info_write is not None:
+                    os.close(info_write)
+            if proc is None and info_read is not None:
+                os.close(info_read)
+                info_read = None
         if error:
-            err.write(f"batchsite: cannot start {argv[0] if argv else 'the task'}: {error}\n".encode())
-    return proc, error
+            os.write(err, f"batchsite: cannot start {argv[0] if argv else 'the task'}: {error}\n".encode())
+    finally:
+        os.close(out)
+        os.close(err)
+    return proc, error, info_read
 
 
 def program_of(command_line: str) -> str:
@@ -149,12 +195,18 @@ def program_of(command_line: str) -> str:
 
 
 def download_resource_files(resource_files: list, directory: Path) -> dict | None:
-    """Staging work (on a thread): fetch the resource files; the failure (also in stderr.txt) if one failed."""
+    """Staging work (on a thread): fetch the resource files; the failure (also in stderr.txt) if one failed.
+
+    The directory was made ready for the run first (`prepare_run_directory`), so
+    neither `wd` nor stderr.txt is a link an earlier run left to lead us astray.
+    """
     try:
         staging.download(resource_files, directory / "wd")
     except staging.StagingError as exc:
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "stderr.txt").write_text(f"batchsite: {exc}: {exc.failure['details']}\n")
+        _, err = prepare_run_directory(directory)
+        os.close(_)
+        with os.fdopen(err, "w") as f:
+            f.write(f"batchsite: {exc}: {exc.failure['details']}\n")
         log.info("%s: %s", directory, exc)
         return exc.failure
     return None
@@ -188,6 +240,7 @@ class WorkerLoop:
     check_interval: float = 1.0  # how often it asks whether its runs were ended elsewhere
     grace: float = 10.0  # how long a stopping worker lets its runs finish before requeueing them
     exit_when_idle: bool = False  # for tests and one-shot use: stop when no work is left
+    containment: Containment | None = None  # how commands run; by default this machine's sandbox
     runs: dict[int, Run] = field(default_factory=dict)  # by task pk
     # The job's preparation and release runs, by (job pk, kind); they take no slot.
     node_runs: dict[tuple[int, str], Run] = field(default_factory=dict)
@@ -198,6 +251,8 @@ class WorkerLoop:
     staging: dict[tuple, Staged] = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.containment is None:
+            self.containment = Containment.for_worker()
         self.stager = ThreadPoolExecutor(max_workers=max(2, self.slots), thread_name_prefix="staging")
         self.prepared: set[int] = set()  # jobs whose preparation this worker needs not run again
         self.stopping = False
@@ -208,9 +263,11 @@ class WorkerLoop:
     # --- lifecycle -----------------------------------------------------------------
 
     def run(self) -> None:
+        if self.containment.confined:
+            become_subreaper()  # to reap each sandbox's init for its usage (tasks.sandbox)
         self.register()
         self.install_signal_handlers()
-        log.info("worker %s started with %d slot(s)", self.name, self.slots)
+        log.info("worker %s started with %d slot(s); tasks %s", self.name, self.slots, self.containment.describe())
         try:
             while not self.finished():
                 self.step()
@@ -221,14 +278,17 @@ class WorkerLoop:
     def register(self) -> None:
         now = timezone.now()
         stale_before = now - settings.BATCHSITE_WORKER_TIMEOUT
+        hostname = socket.gethostname()
         with transaction.atomic():
             existing = Worker.objects.select_for_update().filter(name=self.name).first()
-            if existing and existing.state != WorkerState.STOPPED and existing.heartbeat_at > stale_before:
+            if (existing and existing.state != WorkerState.STOPPED and existing.heartbeat_at > stale_before
+                    and not predecessor_is_dead(existing, hostname)):
                 raise RuntimeError(f"a worker named {self.name!r} is alive (pid {existing.pid} on "
                                    f"{existing.hostname}); give this one another --name")
             Worker.objects.update_or_create(name=self.name, defaults=dict(
-                hostname=socket.gethostname(), pid=os.getpid(), slots=self.slots,
-                state=WorkerState.RUNNING, started_at=now, heartbeat_at=now))
+                hostname=hostname, pid=os.getpid(), slots=self.slots, state=WorkerState.RUNNING,
+                started_at=now, heartbeat_at=now, confined=self.containment.confined,
+                containment=self.containment.describe()))
         # Runs left behind by an earlier life of this name go back to the queue; the
         # release tasks it did not finish are owed again.
         if requeued := services.requeue_tasks(node_id=self.name):
@@ -358,7 +418,10 @@ class WorkerLoop:
     def launch(self, task: Task) -> None:
         """Start a claimed task, once its resource files are in (a failed download fails it)."""
         if task.resource_files:
-            self.stage(("in", task.pk), partial(download_resource_files, task.resource_files, task_dir(task)),
+            directory = task_dir(task)
+            for fd in prepare_run_directory(directory):  # downloads go into a `wd` that is no link
+                os.close(fd)
+            self.stage(("in", task.pk), partial(download_resource_files, task.resource_files, directory),
                        partial(self.start, task), task=task)
         else:
             self.start(task, None)
@@ -368,15 +431,37 @@ class WorkerLoop:
         if failure:
             services.finish_task(task=task, attempt=attempt, exit_code=None, failure=failure)
             return
-        proc, error = start_process(task.command_line, task_dir(task), task_environment(task, self.name))
-        if proc is None:
-            log.info("task %s/%s could not start: %s", task.job.batch_id, task.batch_id, error)
-            services.finish_task(task=task, attempt=attempt, exit_code=None,
-                                 failure=services.program_not_found(program_of(task.command_line), error))
+        extra = {"AZ_BATCH_AUTHENTICATION_TOKEN": task_tokens.issue(task)} if task_tokens.wants_token(task) else {}
+        run, failure = self.spawn(task, attempt, task.job, task_id=task.batch_id, directory=task_dir(task),
+                                  command_line=task.command_line, own_env=task.environment_settings,
+                                  user_identity=task.user_identity, limit=task.max_wall_clock_time, extra_env=extra)
+        if run is None:
+            log.info("task %s/%s could not start: %s", task.job.batch_id, task.batch_id, failure["message"])
+            services.finish_task(task=task, attempt=attempt, exit_code=None, failure=failure)
             return
-        self.runs[task.pk] = Run(task=task, attempt=attempt, proc=proc, started=time.monotonic(),
-                                 limit=task.max_wall_clock_time, pidfd=self.pidfd(proc.pid))
-        log.debug("task %s/%s started (pid %d)", task.job.batch_id, task.batch_id, proc.pid)
+        self.runs[task.pk] = run
+        log.debug("task %s/%s started (pid %d)", task.job.batch_id, task.batch_id, run.proc.pid)
+
+    def spawn(self, row: Task | NodeTask, attempt: int, job: Job, *, task_id: str, directory: Path,
+              command_line: str, own_env: list[dict], user_identity: dict | None, limit: timedelta | None,
+              extra_env: dict | None = None) -> tuple[Run | None, dict]:
+        """Start a command of the job in its directory, as the user its identity names, in the sandbox.
+
+        Its run, or None and the failureInfo saying why it could not start.
+        """
+        try:
+            run_as = self.containment.identity(user_identity)
+        except IdentityRefused as refused:
+            return None, refused.failure
+        env = environment(job, self.name, task_id=task_id, directory=directory, own=own_env, run_as=run_as,
+                          confined=self.containment.confined)
+        env.update(extra_env or {})
+        proc, error, info_fd = start_process(self.containment, command_line, directory, env, run_as=run_as,
+                                             binds=sandbox_binds(job, self.name, directory))
+        if proc is None:
+            return None, services.program_not_found(program_of(command_line), error)
+        return Run(task=row, attempt=attempt, proc=proc, started=time.monotonic(), limit=limit,
+                   pidfd=self.pidfd(proc.pid), info_fd=info_fd), {}
 
     def stage(self, key: tuple, work: Callable[[], dict | None], then: Callable[[dict | None], None], *,
               task: Task | None = None, holds_slot: bool = True) -> None:
@@ -422,8 +507,9 @@ class WorkerLoop:
         row = node_tasks.start(job, self.name, kind)
         spec = node_tasks.spec_of(job, kind) or {}
         directory = node_task_dir(job, self.name, kind)
-        directory.mkdir(parents=True, exist_ok=True)
         if spec.get("resourceFiles"):
+            for fd in prepare_run_directory(directory):  # downloads go into a `wd` that is no link
+                os.close(fd)
             self.stage(("node", job.pk, kind), partial(download_resource_files, spec["resourceFiles"], directory),
                        partial(self.start_node_task, job, kind, row), holds_slot=False)
         else:
@@ -434,19 +520,18 @@ class WorkerLoop:
             self.node_task_ended(row, row.attempt, None, failure)
             return
         spec = node_tasks.spec_of(job, kind) or {}
-        directory = node_task_dir(job, self.name, kind)
-        env = environment(job, self.name, task_id=node_tasks.task_id_of(job, kind), directory=directory,
-                          own=spec.get("environmentSettings") or [])
-        proc, error = start_process(spec.get("commandLine", ""), directory, env)
-        if proc is None:
-            log.info("job %s: %s task could not start: %s", job.batch_id, kind, error)
-            failure = services.program_not_found(program_of(spec.get("commandLine", "")), error)
+        run, failure = self.spawn(row, row.attempt, job, task_id=node_tasks.task_id_of(job, kind),
+                                  directory=node_task_dir(job, self.name, kind),
+                                  command_line=spec.get("commandLine", ""),
+                                  own_env=spec.get("environmentSettings") or [],
+                                  user_identity=spec.get("userIdentity"),
+                                  limit=node_tasks.wall_clock_limit(job, kind))
+        if run is None:
+            log.info("job %s: %s task could not start: %s", job.batch_id, kind, failure["message"])
             self.node_task_ended(row, row.attempt, None, failure)
             return
-        self.node_runs[(job.pk, kind)] = Run(task=row, attempt=row.attempt, proc=proc, started=time.monotonic(),
-                                             limit=node_tasks.wall_clock_limit(job, kind),
-                                             pidfd=self.pidfd(proc.pid))
-        log.info("job %s: %s task started (pid %d)", job.batch_id, kind, proc.pid)
+        self.node_runs[(job.pk, kind)] = run
+        log.info("job %s: %s task started (pid %d)", job.batch_id, kind, run.proc.pid)
 
     def node_task_ended(self, row: NodeTask, attempt: int, exit_code: int | None, failure: dict | None) -> None:
         job = row.job
@@ -557,6 +642,10 @@ class WorkerLoop:
         if run.pidfd is not None:
             os.close(run.pidfd)
             run.pidfd = None
+        if run.info_fd is not None:  # ended without being polled (abandoned): still reap its sandbox
+            sandbox_usage(run.info_fd)
+            os.close(run.info_fd)
+            run.info_fd = None
 
 
 def requeue_dead_workers() -> int:
@@ -571,6 +660,40 @@ def requeue_dead_workers() -> int:
             log.warning("worker %s stopped its heartbeat; requeued %d task(s)", worker.name, n)
             total += n
     return total
+
+
+def predecessor_is_dead(worker: Worker, hostname: str) -> bool:
+    """Whether the process a Worker row names has provably ended: it ran on this host and its
+    pid is gone, or now belongs to a process started after it registered (a pid reused).
+
+    A worker restarted by a supervisor right after a crash may then take its name at
+    once, instead of waiting for the heartbeat to expire.
+    """
+    if worker.hostname != hostname:
+        return False  # another machine's process: only its heartbeat can tell
+    if worker.pid == os.getpid():
+        return True  # our own pid, in a new process (containers restart at low pids)
+    try:
+        os.kill(worker.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, another user's
+    started = process_start_time(worker.pid)
+    return started is not None and started > worker.started_at.timestamp() + 1
+
+
+def process_start_time(pid: int) -> float | None:
+    """When a process started (seconds since the epoch), from /proc; None where that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # The command name may hold spaces and parentheses: the fields follow the last ')'.
+            ticks = int(f.read().rpartition(")")[2].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def default_name() -> str:

@@ -1,7 +1,11 @@
 """Small builders for tests that work below the API."""
 
+import os
+import shutil
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -91,3 +95,41 @@ def query_plan(sql: str) -> str:
         plan = " ".join(row[0] for row in cursor.fetchall())
         cursor.execute("SET enable_seqscan = on")
         return plan
+
+
+def _world_runnable(path: str) -> bool:
+    """Whether any user may run `path`: every folder on the way open to others, the file too."""
+    real = Path(os.path.realpath(path))
+    return all(os.stat(p).st_mode & 0o001 for p in [real, *real.parents]) if real.exists() else False
+
+
+def task_python() -> str:
+    """A Python interpreter a sandboxed task can run.
+
+    Tasks run as an unprivileged user that sees none of the service's installation,
+    so the test suite's own interpreter (a virtualenv, often under a private home)
+    is out of their reach; the system's is not.
+    """
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", shutil.which("python3") or ""):
+        if candidate and _world_runnable(candidate):
+            return candidate
+    return sys.executable  # no system Python: tests that need one run only unconfined
+
+
+TASK_PYTHON = task_python()
+
+
+def shared_file(name: str, text: str | None = None, account: str = "batchsite") -> Path:
+    """A file in the account's share of the node's shared directory (AZ_BATCH_NODE_SHARED_DIR):
+    the place where sandboxed tasks and a test leave things for each other. With `text`,
+    the file is written, readable by the task user."""
+    from tasks.files import shared_dir
+
+    folder = shared_dir(account)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o1777)
+    path = folder / name
+    if text is not None:
+        path.write_text(text)
+        path.chmod(0o644)
+    return path

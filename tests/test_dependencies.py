@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from tasks import counts, services
 from tasks.models import Task, TaskState
 
-from .helpers import add, assert_counts_exact, make_job, query_plan
+from .helpers import add, assert_counts_exact, make_job, query_plan, shared_file
 
 pytestmark = pytest.mark.django_db
 
@@ -251,7 +251,7 @@ def test_a_chain_releases_one_task_per_completion():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_runs_the_pipeline_in_order_and_never_a_blocked_task(api, run_worker, tmp_path):
-    ledger = tmp_path / "ledger.txt"
+    ledger = shared_file("ledger.txt")
     api.post("/batch/jobs", {"id": "pipeline", "poolInfo": {"poolId": "p"}, "usesTaskDependencies": True},
              format="json")
     step = f"/bin/sh -c 'echo $AZ_BATCH_TASK_ID >> {ledger}'"

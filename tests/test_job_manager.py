@@ -5,7 +5,6 @@ server and a real worker process."""
 
 import json
 import subprocess
-import sys
 import textwrap
 import urllib.error
 import urllib.request
@@ -18,7 +17,7 @@ from tasks.files import task_dir
 from tasks.models import Task, TaskKind
 
 from .conftest import worker_command, worker_env
-from .helpers import make_job
+from .helpers import TASK_PYTHON, make_job, shared_file
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,12 +49,11 @@ MANAGER = textwrap.dedent("""
 
 
 def test_a_job_manager_adds_fifty_tasks_and_ends_its_job(api, server, tmp_path):
-    script = tmp_path / "manager.py"
-    script.write_text(MANAGER)
+    script = shared_file("manager.py", MANAGER)
     make_job("other")
     response = api.post("/batch/jobs", {
         "id": "managed", "poolInfo": {"poolId": "local"},
-        "jobManagerTask": {"id": "manager", "commandLine": f"{sys.executable} {script}",
+        "jobManagerTask": {"id": "manager", "commandLine": f"{TASK_PYTHON} {script}",
                            "authenticationTokenSettings": {"access": ["job"]}},
     }, format="json")
     assert response.status_code == 201, response.content

@@ -12,7 +12,6 @@ job release tasks on Batch compute nodes"):
 Real worker processes run every command here.
 """
 
-import sys
 from datetime import datetime
 
 import pytest
@@ -21,9 +20,9 @@ from jobs.models import Job
 from tasks import counts, services
 from tasks.models import NodeTask, Task, TaskState
 
-from .helpers import assert_counts_exact, wait_for
+from .helpers import TASK_PYTHON, assert_counts_exact, shared_file, wait_for
 
-PY = sys.executable
+PY = TASK_PYTHON
 
 
 def python(code: str) -> str:
@@ -128,7 +127,7 @@ def test_claimed_tasks_wait_in_preparing_until_the_preparation_succeeds_on_their
 
 @pytest.mark.django_db(transaction=True)
 def test_preparation_runs_first_and_release_last_on_the_worker(api, run_worker, tmp_path):
-    trail = tmp_path / "trail.txt"
+    trail = shared_file("trail.txt")
     add_job(api, "render",
             jobPreparationTask={"commandLine": python(
                 "import time; time.sleep(0.3); open('ready', 'w').write('prepared')")},
@@ -201,7 +200,7 @@ def test_without_wait_for_success_tasks_run_beside_a_failing_preparation(api, ru
 
 @pytest.mark.django_db(transaction=True)
 def test_terminate_waits_for_the_release_task_then_completes(api, start_worker, tmp_path):
-    trail = tmp_path / "trail.txt"
+    trail = shared_file("trail.txt")
     add_job(api, "j", jobPreparationTask={"commandLine": "/bin/true"},
             jobReleaseTask={"commandLine": python(f"import time; time.sleep(1); open(r'{trail}', 'w').write('bye')")})
     add_tasks(api, "j", [{"id": "long", "commandLine": "/bin/sleep 60"}])
@@ -222,7 +221,7 @@ def test_terminate_waits_for_the_release_task_then_completes(api, start_worker, 
 
 @pytest.mark.django_db(transaction=True)
 def test_delete_runs_the_release_task_before_the_job_goes(api, start_worker, tmp_path):
-    trail = tmp_path / "trail.txt"
+    trail = shared_file("trail.txt")
     add_job(api, "j", jobPreparationTask={"commandLine": "/bin/true"},
             jobReleaseTask={"commandLine": stamp(trail)})
     add_tasks(api, "j", [{"id": "t", "commandLine": "/bin/true"}])

@@ -10,7 +10,6 @@ A real HTTP server serves the downloads; real workers run the tasks.
 import http.server
 import os
 import stat
-import sys
 import threading
 from pathlib import Path
 
@@ -21,7 +20,9 @@ from batchapi.errors import BatchError
 from tasks import staging
 from tasks.models import Task
 
-PY = sys.executable
+from .helpers import TASK_PYTHON
+
+PY = TASK_PYTHON
 
 
 @pytest.fixture

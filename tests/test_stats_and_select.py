@@ -2,14 +2,15 @@
 Batch REST docs describe them ("Get Task", "Get Job", "List Tasks": `$expand`, `$select`)."""
 
 import re
-import sys
 
 import pytest
 
 from jobs.models import Job
 from tasks import counts
 
-PY = sys.executable
+from .helpers import TASK_PYTHON, shared_file
+
+PY = TASK_PYTHON
 
 
 def seconds(iso_duration: str) -> float:
@@ -26,7 +27,7 @@ def test_stats_of_tasks_and_their_job_come_from_what_the_runs_used(api, run_work
     write = (f"{PY} -c \"import os; f = open('blob', 'wb'); f.write(os.urandom(4 << 20)); f.flush();"
              f" os.fsync(f.fileno())\"")
     # Fails on its first two runs (a marker file counts them), then succeeds.
-    flaky = (f"{PY} -c \"import os, sys; p = r'{tmp_path}/runs'; n = len(open(p).read()) if os.path.exists(p)"
+    flaky = (f"{PY} -c \"import os, sys; p = r'{shared_file('runs')}'; n = len(open(p).read()) if os.path.exists(p)"
              f" else 0; open(p, 'a').write('x'); sys.exit(0 if n >= 2 else 1)\"")
     response = api.post("/batch/jobs/j/addtaskcollection", {"value": [
         {"id": "burn", "commandLine": burn},

@@ -12,13 +12,13 @@ from tasks import counts, services
 from tasks.models import Task, TaskState, Worker, WorkerState
 from tasks.worker import requeue_dead_workers
 
-from .helpers import add, assert_counts_exact, make_job, wait_for
+from .helpers import add, assert_counts_exact, make_job, shared_file, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_two_worker_processes_never_run_a_task_twice(tmp_path, start_worker):
-    ledger = tmp_path / "ran.txt"
+    ledger = shared_file("ran.txt")
     job = make_job("shared")
     workers = [start_worker("--poll", "0.1", "--slots", "3", "--name", f"w{i}") for i in range(2)]
     # Both must be polling before the first task exists: on a slow machine one worker

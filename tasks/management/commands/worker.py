@@ -1,10 +1,20 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from tasks.sandbox import Containment, ContainmentUnavailable
 from tasks.worker import WorkerLoop, default_name
+
+UNCONFINED_WARNING = """
+  ***************************************************************************
+  *  TASKS RUN UNCONFINED on this worker: {why}
+  *  Every task can read and change the database, the secret key and every
+  *  account's files. Install bubblewrap (apt-get install bubblewrap) and
+  *  restart the worker to sandbox them.
+  ***************************************************************************
+"""
 
 
 class Command(BaseCommand):
-    help = "Run tasks: claim them, run their command lines, record how they end."
+    help = "Run tasks: claim them, run their command lines in a sandbox, record how they end."
 
     def add_arguments(self, parser):
         parser.add_argument("--slots", type=int, default=1, help="tasks run at once (default 1)")
@@ -13,10 +23,19 @@ class Command(BaseCommand):
                             help="seconds running tasks get to finish on SIGTERM/SIGINT before being requeued")
         parser.add_argument("--poll", type=float, default=0.5, help="seconds between looks for work when idle")
         parser.add_argument("--exit-when-idle", action="store_true", help="stop once no task is left to run")
+        parser.add_argument("--unconfined", action="store_true",
+                            help="where tasks cannot be sandboxed, run them anyway as this worker's user "
+                                 "(they can then read everything the worker can: not for untrusted tasks)")
 
-    def handle(self, *args, slots, name, grace, poll, exit_when_idle, **options):
+    def handle(self, *args, slots, name, grace, poll, exit_when_idle, unconfined, **options):
         if slots < 1:
-            self.stderr.write("--slots must be at least 1")
-            raise SystemExit(2)
+            raise CommandError("--slots must be at least 1")
+        try:
+            containment = Containment.for_worker(unconfined=unconfined)
+        except ContainmentUnavailable as why:
+            raise CommandError(f"tasks cannot be sandboxed here: {why}. Fix that, or start the worker with "
+                               "--unconfined (BATCHSITE_UNCONFINED_TASKS=1) to run them unconfined.") from None
+        if not containment.confined:
+            self.stderr.write(UNCONFINED_WARNING.format(why=containment.why_unconfined))
         WorkerLoop(name=name or default_name(), slots=slots, grace=grace, poll_interval=poll,
-                   exit_when_idle=exit_when_idle).run()
+                   exit_when_idle=exit_when_idle, containment=containment).run()
