@@ -452,6 +452,10 @@ class WorkerLoop:
         try:
             run_as = self.containment.identity(user_identity)
         except IdentityRefused as refused:
+            out, err = prepare_run_directory(directory)
+            os.close(out)
+            with os.fdopen(err, "w") as f:
+                f.write(f"batchsite: {refused.failure['message']}\n")
             return None, refused.failure
         env = environment(job, self.name, task_id=task_id, directory=directory, own=own_env, run_as=run_as,
                           confined=self.containment.confined)

@@ -1,0 +1,292 @@
+"""A task is hostile code: what it tries, through a real worker and a real sandbox.
+
+An operator of account B adds a task that tries what the audit's attacker did: read
+and write the database, read the secret key, read the worker's environment (its
+DATABASE_URL), read account A's task output, list the blob storage, signal the
+worker. In the sandbox every attempt fails. Where no sandbox can be had and the
+worker is told to run tasks unconfined, the same probes succeed: they are real.
+"""
+
+import json
+import os
+import pwd
+import signal
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from accounts.models import BatchAccount, Membership, Role
+from tasks import counts
+from tasks.files import task_dir
+from tasks.models import Task, TaskState, Worker, WorkerState
+
+from .conftest import sandbox_missing, worker_command, worker_env
+from .helpers import TASK_PYTHON, add, make_job, shared_file, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+needs_sandbox = pytest.mark.skipif(bool(sandbox_missing()), reason=sandbox_missing() or "")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching tasks to the task user needs a root worker")
+
+PROBES = textwrap.dedent("""
+    import json, os, signal, sys
+
+    database, secret_key, worker_pid, other_stdout, storage_root = sys.argv[1:6]
+
+    def attempt(name, action):
+        try:
+            results[name] = bool(action())
+        except Exception as exc:
+            results[name] = False
+            errors[name] = f"{type(exc).__name__}: {exc}"
+
+    def read(path):
+        with open(path, "rb") as f:
+            return f.read(64)
+
+    def opens_for_writing(path):
+        os.close(os.open(path, os.O_WRONLY))  # writing nothing: opening is the capability
+        return True
+
+    results, errors = {}, {}
+    attempt("read the database", lambda: read(database))
+    attempt("write the database", lambda: opens_for_writing(database))
+    attempt("read the secret key", lambda: read(secret_key))
+    attempt("read the worker's environment",
+            lambda: b"DATABASE_URL" in open(f"/proc/{worker_pid}/environ", "rb").read())
+    attempt("read another account's task output", lambda: b"ACCOUNT-A-SECRET" in read(other_stdout))
+    attempt("list the storage root", lambda: "private-container" in os.listdir(storage_root))
+    attempt("signal the worker", lambda: os.kill(int(worker_pid), signal.SIGWINCH) is None)
+    print(json.dumps({"results": results, "errors": errors, "account": os.environ.get("AZ_BATCH_ACCOUNT_NAME")}))
+""")
+
+
+def database_file() -> Path:
+    """The file of the database the service uses: SQLite's own, or a PostgreSQL cluster's."""
+    if connection.vendor == "sqlite":
+        return Path(connection.settings_dict["NAME"])
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW data_directory")
+        return Path(cursor.fetchone()[0]) / "PG_VERSION"
+
+
+def operator_of(account: BatchAccount, username: str) -> APIClient:
+    from django.contrib.auth.models import User
+
+    user = User.objects.create_user(username=username, password="x-password-1")
+    Membership.objects.create(user=user, account=account, role=Role.OPERATOR)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def run_probes(start_worker, *worker_args: str, extra_env: dict | None = None) -> dict:
+    """Account A has a task with output; an operator of account B runs the probes as a task."""
+    job_a = make_job("payroll")
+    [task_a] = add(job_a, "salaries", command="/bin/echo ACCOUNT-A-SECRET")
+    (settings.BATCHSITE_STORAGE_ROOT / "private-container").mkdir(parents=True)
+    (settings.BATCHSITE_STORAGE_ROOT / "private-container" / "blob.txt").write_text("A's data")
+    database = database_file()
+    assert database.exists()
+
+    env = worker_env(**(extra_env or {}))
+    worker = subprocess.Popen(worker_command("--name", "probe-node", "--poll", "0.1", *worker_args), env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: Worker.objects.filter(name="probe-node", state=WorkerState.RUNNING).exists()
+                 or worker.poll() is not None, timeout=60)
+        assert worker.poll() is None, worker.stderr.read()
+        wait_for(lambda: Task.objects.filter(pk=task_a.pk, state=TaskState.COMPLETED).exists(), timeout=60)
+        mallory = operator_of(BatchAccount.objects.create(name="accountb"), "mallory")
+        script = shared_file("probes.py", PROBES, account="accountb")
+        args = [str(database), str(settings.DATA_DIR / "secret_key"), str(worker.pid),
+                str(task_dir(task_a) / "stdout.txt"), str(settings.BATCHSITE_STORAGE_ROOT)]
+        assert mallory.post("/batch/jobs", {"id": "probe", "poolInfo": {"poolId": "p"}},
+                            format="json").status_code == 201
+        response = mallory.post("/batch/jobs/probe/tasks", {
+            "id": "probes", "commandLine": " ".join([TASK_PYTHON, str(script), *args])}, format="json")
+        assert response.status_code == 201, response.content
+        probe = Task.objects.get(key="probes")
+        wait_for(lambda: Task.objects.filter(pk=probe.pk, state=TaskState.COMPLETED).exists(), timeout=60)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    probe.refresh_from_db()
+    out = (task_dir(probe) / "stdout.txt").read_text()
+    assert probe.exit_code == 0, (out, (task_dir(probe) / "stderr.txt").read_text())
+    return json.loads(out)
+
+
+@needs_sandbox
+def test_a_sandboxed_task_of_another_account_reaches_nothing_of_the_service(start_worker):
+    report = run_probes(start_worker)
+    assert report["results"] == dict.fromkeys(report["results"], False), report["errors"]
+    assert len(report["results"]) == 7
+    assert report["account"] == "accountb"  # the job's account, not "batchsite"
+
+
+def test_the_same_probes_succeed_where_tasks_run_unconfined(start_worker):
+    """The probes are real: with no bubblewrap and --unconfined, every one of them works."""
+    report = run_probes(start_worker, "--unconfined", extra_env={"BATCHSITE_BWRAP": "/nonexistent/bwrap"})
+    assert report["results"] == dict.fromkeys(report["results"], True), report["errors"]
+    assert Worker.objects.get(name="probe-node").confined is False
+
+
+def test_without_a_sandbox_the_worker_refuses_to_start_unless_told():
+    result = subprocess.run(worker_command("--name", "refuses"), env=worker_env(
+        BATCHSITE_BWRAP="/nonexistent/bwrap", BATCHSITE_UNCONFINED_TASKS="0"),
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "tasks cannot be sandboxed here" in result.stderr and "--unconfined" in result.stderr
+    assert not Worker.objects.filter(name="refuses").exists()
+
+
+def test_an_unconfined_worker_says_so_loudly(run_worker):
+    result = subprocess.run(worker_command("--name", "loud", "--unconfined", "--exit-when-idle"),
+                            env=worker_env(BATCHSITE_BWRAP="/nonexistent/bwrap"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "TASKS RUN UNCONFINED" in result.stderr
+    worker = Worker.objects.get(name="loud")
+    assert not worker.confined and worker.containment.startswith("UNCONFINED")
+
+
+# --- who a task runs as -------------------------------------------------------------------
+
+
+WHOAMI = (f"{TASK_PYTHON} -c \"import os;"
+          f" print(os.getuid(), open('/proc/self/status').read().split('CapEff:')[1].split()[0])\"")
+
+
+@needs_sandbox
+@needs_root
+def test_tasks_run_as_the_task_user_and_admin_tasks_as_the_worker_without_capabilities(run_worker):
+    job = make_job("who")
+    add(job, "plain", command=WHOAMI)
+    add(job, "admin", command=WHOAMI, user_identity={"autoUser": {"elevationLevel": "admin"}})
+    add(job, "as-root", command=WHOAMI, user_identity={"userName": "root"})
+    add(job, "as-nobody", command=WHOAMI, user_identity={"userName": "nobody"})
+    run_worker()
+    out = {t.batch_id: (task_dir(t) / "stdout.txt").read_text().split() for t in Task.objects.filter(job=job)
+           if not t.failure_info}
+    task_user = pwd.getpwnam(settings.BATCHSITE_TASK_USER)
+    assert out["plain"] == [str(task_user.pw_uid), "0000000000000000"]
+    assert out["admin"] == ["0", "0000000000000000"]
+    for refused in ("as-root", "as-nobody"):  # not among this node's users (BATCHSITE_NODE_USERS)
+        task = Task.objects.get(job=job, key=refused)
+        assert (task.state, task.exit_code, task.failure_info["code"]) == ("completed", None, "NodeUserNotFound")
+        assert "BATCHSITE_NODE_USERS" in (task_dir(task) / "stderr.txt").read_text()
+
+
+@needs_sandbox
+@needs_root
+def test_a_named_user_the_node_lists_is_used_but_never_root(tmp_path):
+    job = make_job("named")
+    add(job, "nobody", command=WHOAMI, user_identity={"userName": "nobody"})
+    add(job, "root", command=WHOAMI, user_identity={"userName": "root"})
+    result = subprocess.run(worker_command("--exit-when-idle", "--poll", "0.1"),
+                            env=worker_env(BATCHSITE_NODE_USERS="nobody,root"), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    nobody = Task.objects.get(job=job, key="nobody")
+    assert (task_dir(nobody) / "stdout.txt").read_text().split()[0] == str(pwd.getpwnam("nobody").pw_uid)
+    root = Task.objects.get(job=job, key="root")
+    assert root.failure_info["code"] == "NodeUserNotFound"
+    assert "never run as root" in root.failure_info["message"]
+
+
+# --- a task dies with its worker ---------------------------------------------------------------
+
+LONG_TASK = textwrap.dedent("""
+    import os, subprocess, sys, time, uuid
+    ledger, marker = sys.argv[1], sys.argv[2]
+    run = uuid.uuid4().hex
+    subprocess.Popen(["sleep", "60." + marker])  # a grandchild, to be killed with the rest
+    with open(ledger, "a", buffering=1) as f:
+        f.write(f"start {run} {time.time()}\\n")
+        for _ in range(600):
+            f.write(f"alive {run} {time.time()}\\n")
+            time.sleep(0.1)
+""")
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+@needs_sandbox
+def test_a_killed_worker_takes_its_tasks_with_it_and_a_restart_takes_its_name_at_once(start_worker):
+    ledger = shared_file("ledger.txt")
+    marker = "424242"
+    script = shared_file("long.py", LONG_TASK)
+    job = make_job("long")
+    [task] = add(job, "sleeper", command=f"{TASK_PYTHON} {script} {ledger} {marker}")
+    first = start_worker("--name", "node-1", "--poll", "0.1")
+    wait_for(lambda: ledger.exists() and "alive" in ledger.read_text(), timeout=60, what="the first run")
+    wait_for(lambda: len(processes_with("60." + marker)) == 1, timeout=10, what="the grandchild")
+
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_at = time.monotonic()
+    wait_for(lambda: not processes_with(marker), timeout=2, what="the task's processes to end")
+    assert time.monotonic() - killed_at < 2
+
+    # Restarted under the same name at once (the heartbeat is still fresh): the dead
+    # predecessor is recognised, its task requeued and run again.
+    second = start_worker("--name", "node-1", "--poll", "0.1")
+    wait_for(lambda: Worker.objects.filter(name="node-1", pid=second.pid).exists() or second.poll() is not None,
+             timeout=30, what="the restarted worker to register")
+    assert second.poll() is None, second.stderr.read()
+    wait_for(lambda: ledger.read_text().count("start ") == 2, timeout=60, what="the second run")
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=30) == 0
+
+    lines = [line.split() for line in ledger.read_text().splitlines()]
+    runs = [run for kind, run, _ in lines if kind == "start"]
+    second_start = next(float(at) for kind, run, at in lines if kind == "start" and run == runs[1])
+    last_of_first = max(float(at) for kind, run, at in lines if run == runs[0])
+    assert last_of_first < second_start  # the requeued run never overlapped the first
+    task.refresh_from_db()
+    assert task.requeue_count >= 1
+    counts_now = counts.read(job.pk)
+    assert counts_now.running + counts_now.active + counts_now.completed == 1
+
+
+def test_a_second_worker_under_a_live_workers_name_is_refused(start_worker):
+    first = start_worker("--name", "taken", "--poll", "0.1")
+    wait_for(lambda: Worker.objects.filter(name="taken", state=WorkerState.RUNNING).exists(), timeout=60)
+    result = subprocess.run(worker_command("--name", "taken"), env=worker_env(), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0
+    assert "is alive" in result.stderr
+    assert Worker.objects.get(name="taken").pid == first.pid
+
+
+# --- the data directory is private -------------------------------------------------------------
+
+
+def test_the_data_directory_and_what_is_in_it_are_private_whatever_the_umask(tmp_path):
+    data = tmp_path / "data"
+    env = {**os.environ, "BATCHSITE_DATA_DIR": str(data), "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}"}
+    env.pop("BATCHSITE_SECRET_KEY", None)
+    env.pop("SECRET_KEY", None)
+    result = subprocess.run(worker_command()[:2] + ["migrate", "--no-input"], env=env, capture_output=True,
+                            text=True, timeout=300, preexec_fn=lambda: os.umask(0))
+    assert result.returncode == 0, result.stderr
+    assert data.stat().st_mode & 0o777 == 0o700
+    for name in ("db.sqlite3", "secret_key"):
+        assert (data / name).stat().st_mode & 0o077 == 0, name
