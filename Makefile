@@ -17,10 +17,12 @@ $(STAMP): requirements.txt requirements-dev.txt | $(PY)
 install: $(STAMP)
 
 run: install
+	@bash scripts/ensure-bubblewrap.sh
 	$(PY) manage.py migrate --no-input
 	@bash scripts/run.sh
 
 test: install
+	@bash scripts/ensure-bubblewrap.sh
 	@bash scripts/ensure-chromium.sh
 	@PYTHON=$(PYTHON) bash scripts/ensure-azure-cli.sh
 	$(VENV)/bin/ruff check .

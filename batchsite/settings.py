@@ -233,11 +233,11 @@ BATCHSITE_WORKER_TIMEOUT = timedelta(seconds=env_int("BATCHSITE_WORKER_TIMEOUT_S
 # --- Task containment (tasks/sandbox.py) ---------------------------------------------
 # Workers run every command in a bubblewrap sandbox, as this unprivileged user when
 # the worker is root (created if missing). Without a sandbox a worker refuses to start
-# unless BATCHSITE_UNCONFINED_TASKS (or `worker --unconfined`) says tasks may see
+# unless BATCHSITE_ALLOW_UNCONFINED_TASKS (or `worker --allow-unconfined`) says tasks may see
 # everything the worker sees.
 BATCHSITE_BWRAP = env_str("BATCHSITE_BWRAP", "bwrap")
 BATCHSITE_TASK_USER = env_str("BATCHSITE_TASK_USER", "batchsite-task")
-BATCHSITE_UNCONFINED_TASKS = env_bool("BATCHSITE_UNCONFINED_TASKS", False)
+BATCHSITE_ALLOW_UNCONFINED_TASKS = env_bool("BATCHSITE_ALLOW_UNCONFINED_TASKS", False)
 # Users a task's userIdentity.userName may name (Batch's pool user accounts); never root.
 BATCHSITE_NODE_USERS = env_list("BATCHSITE_NODE_USERS", "")
 # More paths to hide from tasks, beside the data directory, the storage, the database,

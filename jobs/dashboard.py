@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from batchapi.ids import id_key, key_prefix
 from tasks import counts
-from tasks.models import Task, TaskResult, TaskState
+from tasks.models import Task, TaskResult, TaskState, Worker, WorkerState
 
 from .models import Job, JobState
 
@@ -80,6 +80,12 @@ def job_page(flt: JobFilter, size: int = PAGE_SIZE) -> tuple[list[JobRow], int |
     jobs = jobs[:size]
     by_job = counts.read_many([job.pk for job in jobs])
     return [JobRow(job, by_job[job.pk]) for job in jobs], (jobs[-1].pk if more else None)
+
+
+def unconfined_workers() -> list[str]:
+    """Names of the live workers that run tasks without a sandbox: the jobs page warns of them."""
+    live = Worker.objects.filter(state__in=[WorkerState.RUNNING, WorkerState.STOPPING], confined=False)
+    return list(live.order_by("name").values_list("name", flat=True)[:20])
 
 
 def job_tabs(account) -> dict[str, int]:

@@ -46,7 +46,7 @@ def job_list(request):
     rows, next_before = dashboard.job_page(flt)
     context = {"rows": rows, "next_before": next_before, "filter": flt, "tabs": dashboard.job_tabs(flt.account),
                "states": Job._meta.get_field("state").choices,
-               "ws_query": request.GET.urlencode()}
+               "ws_query": request.GET.urlencode(), "unconfined": dashboard.unconfined_workers()}
     return render(request, "jobs/job_list.html", context)
 
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Start the web server (daphne) and one worker; Ctrl-C stops both.
+# The worker sandboxes its tasks (bubblewrap); where that cannot be had it still
+# starts (--allow-unconfined), and says so loudly: a first run never fails for want of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -19,7 +21,8 @@ echo
 
 $PY -m daphne -b "$HOST" -p "$PORT" batchsite.asgi:application &
 web=$!
-$PY manage.py worker --name "${BATCHSITE_WORKER_NAME:-$(hostname)-worker}" --slots "${BATCHSITE_WORKER_SLOTS:-2}" --grace 5 &
+$PY manage.py worker --name "${BATCHSITE_WORKER_NAME:-$(hostname)-worker}" --slots "${BATCHSITE_WORKER_SLOTS:-2}" --grace 5 \
+  --allow-unconfined &
 worker=$!
 
 stop() {

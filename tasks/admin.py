@@ -115,8 +115,8 @@ class NodeTaskAdmin(admin.ModelAdmin):
 
 @admin.register(Worker)
 class WorkerAdmin(admin.ModelAdmin):
-    list_display = ("name", "hostname", "pid", "slots", "state", "started_at", "heartbeat_at")
-    list_filter = ("state",)
+    list_display = ("name", "hostname", "pid", "slots", "state", "confined", "started_at", "heartbeat_at")
+    list_filter = ("state", "confined")
     readonly_fields = [f.name for f in Worker._meta.fields]
 
     def has_add_permission(self, request):

@@ -186,21 +186,21 @@ class Containment:
         return f"sandboxed (bubblewrap); nonadmin tasks run as {who}"
 
     @classmethod
-    def for_worker(cls, *, unconfined: bool = False) -> "Containment":
+    def for_worker(cls, *, allow_unconfined: bool = False) -> "Containment":
         """This machine's containment, checked by running a command in it.
 
-        Raises ContainmentUnavailable when tasks cannot be sandboxed and `unconfined`
+        Raises ContainmentUnavailable when tasks cannot be sandboxed and `allow_unconfined`
         was not asked for.
         """
         worker = RunAs.current()
-        unconfined = unconfined or settings.BATCHSITE_UNCONFINED_TASKS
+        allow_unconfined = allow_unconfined or settings.BATCHSITE_ALLOW_UNCONFINED_TASKS
         node_users = frozenset(settings.BATCHSITE_NODE_USERS)
         try:
             containment = cls._confined(worker, node_users)
             containment.check()
             return containment
         except ContainmentUnavailable as why:
-            if not unconfined:
+            if not allow_unconfined:
                 raise
             log.warning("tasks cannot be sandboxed here (%s)", why)
             return cls(bwrap=None, worker=worker, nonadmin=worker, hidden=[], node_users=node_users,

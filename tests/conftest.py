@@ -86,7 +86,7 @@ def worker_env(**extra) -> dict:
         "BATCHSITE_LOG_LEVEL": "WARNING",
     })
     if sandbox_missing():
-        env["BATCHSITE_UNCONFINED_TASKS"] = "1"
+        env["BATCHSITE_ALLOW_UNCONFINED_TASKS"] = "1"
     env.update(extra)
     return env
 

@@ -132,23 +132,23 @@ def test_a_sandboxed_task_of_another_account_reaches_nothing_of_the_service(star
 
 
 def test_the_same_probes_succeed_where_tasks_run_unconfined(start_worker):
-    """The probes are real: with no bubblewrap and --unconfined, every one of them works."""
-    report = run_probes(start_worker, "--unconfined", extra_env={"BATCHSITE_BWRAP": "/nonexistent/bwrap"})
+    """The probes are real: with no bubblewrap and --allow-unconfined, every one of them works."""
+    report = run_probes(start_worker, "--allow-unconfined", extra_env={"BATCHSITE_BWRAP": "/nonexistent/bwrap"})
     assert report["results"] == dict.fromkeys(report["results"], True), report["errors"]
     assert Worker.objects.get(name="probe-node").confined is False
 
 
 def test_without_a_sandbox_the_worker_refuses_to_start_unless_told():
     result = subprocess.run(worker_command("--name", "refuses"), env=worker_env(
-        BATCHSITE_BWRAP="/nonexistent/bwrap", BATCHSITE_UNCONFINED_TASKS="0"),
+        BATCHSITE_BWRAP="/nonexistent/bwrap", BATCHSITE_ALLOW_UNCONFINED_TASKS="0"),
         capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "tasks cannot be sandboxed here" in result.stderr and "--unconfined" in result.stderr
+    assert "tasks cannot be sandboxed here" in result.stderr and "--allow-unconfined" in result.stderr
     assert not Worker.objects.filter(name="refuses").exists()
 
 
 def test_an_unconfined_worker_says_so_loudly(run_worker):
-    result = subprocess.run(worker_command("--name", "loud", "--unconfined", "--exit-when-idle"),
+    result = subprocess.run(worker_command("--name", "loud", "--allow-unconfined", "--exit-when-idle"),
                             env=worker_env(BATCHSITE_BWRAP="/nonexistent/bwrap"),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -290,3 +290,16 @@ def test_the_data_directory_and_what_is_in_it_are_private_whatever_the_umask(tmp
     assert data.stat().st_mode & 0o777 == 0o700
     for name in ("db.sqlite3", "secret_key"):
         assert (data / name).stat().st_mode & 0o077 == 0, name
+
+
+def test_the_jobs_page_warns_of_a_worker_that_runs_tasks_unconfined(client, owner):
+    from django.utils import timezone
+
+    now = timezone.now()
+    Worker.objects.create(name="boxed", hostname="h", pid=1, slots=1, started_at=now, heartbeat_at=now)
+    client.force_login(owner)
+    assert "Tasks run unconfined" not in client.get("/").content.decode()
+    Worker.objects.create(name="bare-node", hostname="h", pid=2, slots=1, started_at=now, heartbeat_at=now,
+                          confined=False, containment="UNCONFINED (no bubblewrap)")
+    page = client.get("/").content.decode()
+    assert "Tasks run unconfined" in page and "bare-node" in page and "boxed" not in page

@@ -23,18 +23,19 @@ class Command(BaseCommand):
                             help="seconds running tasks get to finish on SIGTERM/SIGINT before being requeued")
         parser.add_argument("--poll", type=float, default=0.5, help="seconds between looks for work when idle")
         parser.add_argument("--exit-when-idle", action="store_true", help="stop once no task is left to run")
-        parser.add_argument("--unconfined", action="store_true",
+        parser.add_argument("--allow-unconfined", action="store_true",
                             help="where tasks cannot be sandboxed, run them anyway as this worker's user "
                                  "(they can then read everything the worker can: not for untrusted tasks)")
 
-    def handle(self, *args, slots, name, grace, poll, exit_when_idle, unconfined, **options):
+    def handle(self, *args, slots, name, grace, poll, exit_when_idle, allow_unconfined, **options):
         if slots < 1:
             raise CommandError("--slots must be at least 1")
         try:
-            containment = Containment.for_worker(unconfined=unconfined)
+            containment = Containment.for_worker(allow_unconfined=allow_unconfined)
         except ContainmentUnavailable as why:
             raise CommandError(f"tasks cannot be sandboxed here: {why}. Fix that, or start the worker with "
-                               "--unconfined (BATCHSITE_UNCONFINED_TASKS=1) to run them unconfined.") from None
+                               "--allow-unconfined (BATCHSITE_ALLOW_UNCONFINED_TASKS=1) to run them "
+                               "unconfined.") from None
         if not containment.confined:
             self.stderr.write(UNCONFINED_WARNING.format(why=containment.why_unconfined))
         WorkerLoop(name=name or default_name(), slots=slots, grace=grace, poll_interval=poll,
