@@ -63,19 +63,21 @@ def main():
     while jobs.purge_deleted_jobs(chunk=20_000):
         pass
 
-    run = jobs.create_job(spec={"account": default_account(), "batch_id": f"bench-run-{int(time.time())}"})
-    for first in range(0, args.run, 100):
-        services.add_tasks(job=run, specs=[{"batch_id": f"t{i}", "command_line": "/bin/true"}
-                                           for i in range(first, min(first + 100, args.run))])
-    env = dict(os.environ, BATCHSITE_LOG_LEVEL="WARNING")
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "worker", "--exit-when-idle", "--poll", "0.1",
-                    "--slots", str(args.slots), "--name", "bench"], env=env, check=True)
-    elapsed = time.perf_counter() - t0
-    done = counts.read(run.pk)
-    print(f"worker: {args.run} /bin/true tasks with {args.slots} slots in {elapsed:.2f} s "
-          f"({args.run / elapsed:,.0f} tasks/s, incl. start-up); counts {done.as_dict()}")
-
+    # The worker, sandboxed (as it runs tasks) and, for the cost of the sandbox, unconfined.
+    for label, extra_env, extra_args in (("sandboxed", {}, []),
+                                         ("unconfined", {"BATCHSITE_BWRAP": "/nonexistent"}, ["--allow-unconfined"])):
+        run = jobs.create_job(spec={"account": default_account(), "batch_id": f"bench-run-{label}-{int(time.time())}"})
+        for first in range(0, args.run, 100):
+            services.add_tasks(job=run, specs=[{"batch_id": f"t{i}", "command_line": "/bin/true"}
+                                               for i in range(first, min(first + 100, args.run))])
+        env = dict(os.environ, BATCHSITE_LOG_LEVEL="WARNING", **extra_env)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "manage.py"), "worker", "--exit-when-idle", "--poll", "0.1",
+                        "--slots", str(args.slots), "--name", f"bench-{label}", *extra_args], env=env, check=True)
+        elapsed = time.perf_counter() - t0
+        done = counts.read(run.pk)
+        print(f"worker ({label}): {args.run} /bin/true tasks with {args.slots} slots in {elapsed:.2f} s "
+              f"({args.run / elapsed:,.0f} tasks/s, incl. start-up); counts {done.as_dict()}")
 
 if __name__ == "__main__":
     main()
