@@ -42,6 +42,7 @@ import pwd
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,19 @@ def is_hidden(path: Path, hidden: list[Path], binds: list[Path]) -> bool:
     if any(path.is_relative_to(b) for b in binds):
         return False
     return any(path.is_relative_to(h) for h in hidden)
+
+
+def task_python() -> str:
+    """A Python interpreter sandboxed tasks can run (the demo's tasks use it).
+
+    Not Batchsite's own: its virtualenv, often under a private home, is hidden
+    from tasks. The system's, where every user may run it.
+    """
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", shutil.which("python3") or ""):
+        real = Path(os.path.realpath(candidate)) if candidate else None
+        if real and real.exists() and all(os.stat(p).st_mode & 0o001 for p in [real, *real.parents]):
+            return candidate
+    return sys.executable  # no system Python: fine for an unconfined worker only
 
 
 # --- the node's users --------------------------------------------------------------------
@@ -307,13 +321,17 @@ class Containment:
                 "--inh-caps=-all", "--bounding-set=-all", "--", *argv]
 
     def visible_program(self, program: str, *, path: str, cwd: Path, binds: list[Path]) -> bool:
-        """Whether the program can be found as the sandbox will look for it (found on the host and not hidden)."""
+        """Whether the program can be found as the sandbox will look for it: on the host, and
+        not in a hidden folder (the sandbox sees those empty, so its PATH search goes on)."""
         if "/" in program:
-            found = str(cwd / program) if not program.startswith("/") else program
-            found = found if os.path.isfile(found) and os.access(found, os.X_OK) else None
+            candidates = [cwd / program]
         else:
-            found = shutil.which(program, path=path)
-        return found is not None and not (self.confined and is_hidden(Path(found), self.hidden, binds))
+            candidates = [Path(folder or ".") / program for folder in path.split(os.pathsep)]
+        for found in candidates:
+            if os.path.isfile(found) and os.access(found, os.X_OK):
+                if not (self.confined and is_hidden(found, self.hidden, binds)):
+                    return True
+        return False
 
     # --- files the task owns ------------------------------------------------------------------
 

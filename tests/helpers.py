@@ -1,8 +1,5 @@
 """Small builders for tests that work below the API."""
 
-import os
-import shutil
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +10,7 @@ from django.utils import timezone
 from jobs import services as job_services
 from tasks import counts
 from tasks import services as task_services
+from tasks.sandbox import task_python
 
 
 def make_job(batch_id: str = "job", **fields):
@@ -97,25 +95,7 @@ def query_plan(sql: str) -> str:
         return plan
 
 
-def _world_runnable(path: str) -> bool:
-    """Whether any user may run `path`: every folder on the way open to others, the file too."""
-    real = Path(os.path.realpath(path))
-    return all(os.stat(p).st_mode & 0o001 for p in [real, *real.parents]) if real.exists() else False
-
-
-def task_python() -> str:
-    """A Python interpreter a sandboxed task can run.
-
-    Tasks run as an unprivileged user that sees none of the service's installation,
-    so the test suite's own interpreter (a virtualenv, often under a private home)
-    is out of their reach; the system's is not.
-    """
-    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", shutil.which("python3") or ""):
-        if candidate and _world_runnable(candidate):
-            return candidate
-    return sys.executable  # no system Python: tests that need one run only unconfined
-
-
+# Tasks run sandboxed, as a user who cannot run the suite's own interpreter.
 TASK_PYTHON = task_python()
 
 

@@ -23,3 +23,13 @@ def test_the_demo_job_has_varied_tasks_some_failing_some_retried_some_waiting():
     assert sum(".attempt" in c for c in commands) >= 10  # some fail once, then succeed when retried
     assert tasks.exclude(depends_on=None).count() == 6
     assert_counts_exact(job.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_tasks_run_in_the_sandbox(run_worker):
+    """Their Python is one the task user can run (Batchsite's own is hidden from tasks)."""
+    call_command("demo", "--id", "demo-run", "--seed", "1", "--tasks", "6")
+    run_worker("--slots", "6")
+    tasks = Task.objects.filter(job__batch_id="demo-run")
+    assert not tasks.filter(failure_info__code="CommandProgramNotFound").exists()
+    assert tasks.filter(result="success").count() >= 4

@@ -2,7 +2,6 @@
 
 import random
 import shlex
-import sys
 
 from django.core.management.base import BaseCommand
 from django.utils import timezone
@@ -10,6 +9,7 @@ from django.utils import timezone
 from accounts.models import default_account
 from jobs import services as job_services
 from tasks import services as task_services
+from tasks.sandbox import task_python
 
 # Each task is a small Python program run without a shell, printing as it goes.
 WORK = """
@@ -38,7 +38,7 @@ print("{name}: fine this time", flush=True)
 
 
 def command(program: str) -> str:
-    return shlex.join([sys.executable, "-u", "-c", program.strip()])
+    return shlex.join([task_python(), "-u", "-c", program.strip()])
 
 
 class Command(BaseCommand):
