@@ -1,10 +1,7 @@
 """Azure Batch task operations: add, addtaskcollection, list, get, update, delete,
 terminate, reactivate, and the task's files."""
 
-from datetime import UTC, datetime
-
 from django.conf import settings
-from django.http import StreamingHttpResponse
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -16,7 +13,7 @@ from batchapi.views import BatchView, Page, max_results
 from batchapi.wire import iso, rfc1123
 from jobs.services import check_job_open
 
-from . import files, services
+from . import downloads, files, services
 from .models import Task
 from .serializers import (
     FILTERS,
@@ -205,7 +202,11 @@ class TaskFileListView(BatchView):
 
 class TaskFileView(BatchView):
     """Get / Get Properties of a task file. Ranged reads (ocp-range) are answered 200 with
-    the slice: that is what the Batch clients expect, not 206."""
+    the slice: that is what the Batch clients expect, not 206.
+
+    Everything said about the file (length, range, times) is the fstat of the
+    descriptor that is read, opened without following symlinks (files.open_file).
+    """
 
     def perform_content_negotiation(self, request, force=False):
         # The SDK asks for application/octet-stream: the file is that, whatever our
@@ -213,37 +214,36 @@ class TaskFileView(BatchView):
         return super().perform_content_negotiation(request, force=True)
 
     def get(self, request, job_id, task_id, file_path):
-        path, stat = self._file(job_id, task_id, file_path)
-        span = files.parse_range(request.headers.get("ocp-range"), stat.st_size)
-        start, end = span or (0, stat.st_size)
-        response = StreamingHttpResponse(files.read_range(path, start, end),
-                                         content_type="application/octet-stream")
-        response["Content-Length"] = str(end - start)
-        return self._headers(response, stat, span)
+        file = self._open(job_id, task_id, file_path)
+        try:
+            span = files.parse_range(request.headers.get("ocp-range"), file.size)
+        except BatchError:
+            file.close()
+            raise
+        start, end = span or (0, file.size)
+        return self._headers(downloads.file_response(request, file, start, end), file, span)
 
     def head(self, request, job_id, task_id, file_path):
-        path, stat = self._file(job_id, task_id, file_path)
-        response = Response(status=status.HTTP_200_OK)
-        response["Content-Length"] = str(stat.st_size)
-        response["Content-Type"] = "application/octet-stream"
-        return self._headers(response, stat, None)
+        with self._open(job_id, task_id, file_path) as file:
+            response = Response(status=status.HTTP_200_OK)
+            response["Content-Length"] = str(file.size)
+            response["Content-Type"] = "application/octet-stream"
+            return self._headers(response, file, None)
 
-    def _file(self, job_id, task_id, file_path):
+    def _open(self, job_id, task_id, file_path) -> files.TaskFile:
         task = get_task(self.job(job_id, only=JOB_COLUMNS), task_id,
                         only=("pk", "batch_id", "job", "files_removed_at"))
         files.refuse_cleaned_up(task)
-        path = files.resolve(task, file_path)
-        if not path.is_file():
-            raise files.file_not_found(file_path)
-        return path, path.stat()
+        try:
+            return files.open_file(task, file_path)
+        except files.Unreadable as unreadable:
+            raise unreadable.batch_error() from None
 
     @staticmethod
-    def _headers(response, stat, span):
-        modified = datetime.fromtimestamp(stat.st_mtime, UTC)
-        response["Last-Modified"] = rfc1123(modified)
-        response["ocp-creation-time"] = rfc1123(datetime.fromtimestamp(stat.st_ctime, UTC))
+    def _headers(response, file: files.TaskFile, span):
+        response["Last-Modified"] = rfc1123(file.modified)
+        response["ocp-creation-time"] = rfc1123(file.created)
         response["ocp-batch-file-isdirectory"] = "false"
         if span:
-            response["Content-Range"] = f"bytes {span[0]}-{max(span[1] - 1, span[0])}/{stat.st_size}"
+            response["Content-Range"] = f"bytes {span[0]}-{max(span[1] - 1, span[0])}/{file.size}"
         return response
-

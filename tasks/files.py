@@ -8,9 +8,24 @@
 
 The Batch file API names files relative to the task directory ("stdout.txt",
 "wd/out.csv"); nothing outside that directory can be named.
+
+Tasks write in their directories while we read them, and a task may be hostile:
+it can turn any name below the node root into a symlink at any moment. So a
+read never checks a path and then opens it (the name can change in between);
+it opens the task directory from the node root, and the file from the task
+directory, in one kernel call each that refuses a symlink at every component
+(openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS; where the kernel lacks it,
+a walk of O_NOFOLLOW directory descriptors). The open is the check. What was
+opened is then described by fstat of that descriptor, and only a regular file
+is read: a FIFO (opened O_NONBLOCK, so opening it cannot block) or a device is
+refused.
 """
 
+import ctypes
+import errno
+import functools
 import os
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +67,10 @@ def file_not_found(path: str) -> BatchError:
     return BatchError("FileNotFound", "The specified file does not exist.", 404, {"FilePath": path})
 
 
+def invalid_file_path(path: str) -> BatchError:
+    return BatchError("InvalidFilePath", "The file path is outside the task directory.", 400, {"FilePath": path})
+
+
 def refuse_cleaned_up(task) -> None:
     """A task whose retentionTime passed has no files any more, and says so."""
     if task.files_removed_at is not None:
@@ -61,17 +80,197 @@ def refuse_cleaned_up(task) -> None:
                          "has passed.", 409, {"TaskId": task.batch_id})
 
 
-def resolve(task, relative: str) -> Path:
-    """The file `relative` names inside the task directory; never a path outside it.
+# --- opening without following symlinks -----------------------------------------------------
 
-    Refuses absolute paths, `..` and symlinks that lead out of the directory.
+_SYS_OPENAT2 = 437  # the same number on every Linux architecture (new syscalls share one table)
+_RESOLVE_NO_SYMLINKS = 0x04
+_RESOLVE_BENEATH = 0x08
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+@functools.cache
+def _libc():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _openat2(dir_fd: int, path: str, flags: int) -> int:
+    how = _OpenHow(flags, 0, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS)
+    for _ in range(8):
+        fd = _libc().syscall(_SYS_OPENAT2, dir_fd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
+        if fd >= 0:
+            return fd
+        error = ctypes.get_errno()
+        if error not in (errno.EAGAIN, errno.EINTR):  # EAGAIN: a rename raced the lookup; try again
+            break
+    raise OSError(error, os.strerror(error), path)
+
+
+@functools.cache
+def _has_openat2() -> bool:
+    """Whether this kernel (and its seccomp filter, in a container) lets us call openat2."""
+    if not hasattr(os, "O_PATH"):
+        return False
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.close(_openat2(root, ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+    except (OSError, AttributeError):
+        return False  # ENOSYS (older kernel) or EPERM (a seccomp filter that does not know it)
+    finally:
+        os.close(root)
+    return True
+
+
+def open_beneath(dir_fd: int, parts: list[str], flags: int, *, walk: bool = False) -> int:
+    """A descriptor of `parts` below the directory `dir_fd`, never through a symlink.
+
+    A symlink at any component is ELOOP (or EXDEV); `parts` must hold no ".." (see
+    split). `walk` forces the fallback, for the tests of it.
     """
-    root = task_dir(task).resolve()
-    candidate = (root / relative.lstrip("/")).resolve()
-    if relative.startswith("/") or ".." in Path(relative).parts or not candidate.is_relative_to(root):
-        raise BatchError("InvalidFilePath", "The file path is outside the task directory.", 400,
-                         {"FilePath": relative})
-    return candidate
+    if not parts:
+        return os.dup(dir_fd)
+    if _has_openat2() and not walk:
+        return _openat2(dir_fd, "/".join(parts), flags)
+    current = dir_fd
+    try:
+        for name in parts[:-1]:
+            try:
+                following = os.open(name, _DIRECTORY, dir_fd=current)
+            except NotADirectoryError:
+                # O_DIRECTORY | O_NOFOLLOW on a symlink says ENOTDIR; say ELOOP, as openat2 does.
+                if stat.S_ISLNK(os.stat(name, dir_fd=current, follow_symlinks=False).st_mode):
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name) from None
+                raise
+            if current != dir_fd:
+                os.close(current)
+            current = following
+        return os.open(parts[-1], flags | os.O_NOFOLLOW, dir_fd=current)
+    finally:
+        if current != dir_fd:
+            os.close(current)
+
+
+def split(relative: str) -> list[str]:
+    """The components of a path the API names, relative to the task directory.
+
+    Refuses absolute paths, `..` and NUL; "" and "." components are dropped.
+    """
+    if relative.startswith("/") or "\0" in relative:
+        raise invalid_file_path(relative)
+    parts = [p for p in relative.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise invalid_file_path(relative)
+    return parts
+
+
+def open_task_dir(task) -> int:
+    """A descriptor of the task's directory, opened from the node root without following symlinks.
+
+    The node root is the operator's (it may be a symlink); everything below it a
+    task can write to, so no symlink counts there. OSError when there is no
+    such directory.
+    """
+    root = Path(settings.BATCHSITE_NODE_ROOT)
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return open_beneath(root_fd, list(task_dir(task).relative_to(root).parts), _DIRECTORY)
+    finally:
+        os.close(root_fd)
+
+
+class Unreadable(Exception):
+    """A task file that cannot be read, and why: `missing`, `symlink` or `not-a-file`."""
+
+    def __init__(self, reason: str, path: str):
+        super().__init__(reason, path)
+        self.reason, self.path = reason, path
+
+    def batch_error(self) -> BatchError:
+        if self.reason == "symlink":
+            return invalid_file_path(self.path)
+        return file_not_found(self.path)
+
+
+class TaskFile:
+    """A regular file of a task directory, open; its size and times are those of the open file."""
+
+    def __init__(self, fd: int, st: os.stat_result, name: str):
+        self.fd, self.stat, self.name = fd, st, name
+
+    @property
+    def size(self) -> int:
+        return self.stat.st_size
+
+    @property
+    def modified(self) -> datetime:
+        return datetime.fromtimestamp(self.stat.st_mtime, UTC)
+
+    @property
+    def created(self) -> datetime:
+        return datetime.fromtimestamp(self.stat.st_ctime, UTC)
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to `length` bytes at `offset`: fewer only at the end of the file."""
+        parts, want = [], length
+        while want > 0:
+            data = os.pread(self.fd, want, offset)
+            if not data:
+                break
+            parts.append(data)
+            offset += len(data)
+            want -= len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_file(task, relative: str) -> TaskFile:
+    """Open the regular file `relative` of the task directory for reading.
+
+    Raises BatchError InvalidFilePath for a path that leaves the directory, and
+    Unreadable for a name that is missing, leads through a symlink, or is not a
+    regular file (a directory, a FIFO, a device).
+    """
+    parts = split(relative)
+    if not parts:
+        raise Unreadable("not-a-file", relative)
+    try:
+        directory = open_task_dir(task)
+    except OSError:
+        raise Unreadable("missing", relative) from None
+    try:
+        fd = open_beneath(directory, parts, _FILE)
+    except OSError as error:
+        symlink = error.errno in (errno.ELOOP, errno.EXDEV)
+        raise Unreadable("symlink" if symlink else "missing", relative) from None
+    finally:
+        os.close(directory)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise Unreadable("not-a-file", relative)
+    return TaskFile(fd, st, parts[-1])
+
+
+# --- listing ----------------------------------------------------------------------------------
+
+MAX_DEPTH = 64  # a recursive listing goes no deeper (each level holds a descriptor while it is walked)
 
 
 @dataclass(frozen=True)
@@ -86,7 +285,7 @@ class FileEntry:
 def entry(name: str, child: os.DirEntry) -> FileEntry:
     # lstat: a symlink is described as itself, never as what it points to outside.
     st = child.stat(follow_symlinks=False)
-    is_directory = child.is_dir(follow_symlinks=False)
+    is_directory = stat.S_ISDIR(st.st_mode)
     return FileEntry(
         name=name,
         is_directory=is_directory,
@@ -99,32 +298,53 @@ def entry(name: str, child: os.DirEntry) -> FileEntry:
 def list_files(task, *, recursive: bool, limit: int, after: str = "") -> list[FileEntry]:
     """Files of the task directory in name order, `limit` of them after `after`.
 
-    Walks in sorted order and stops at `limit`, so a directory of many files is
-    never listed whole for one page. Symlinks are not followed.
+    Walks in sorted order and stops at `limit`. Each directory is listed through
+    a descriptor opened from its parent's without following a symlink, so a task
+    that swaps a directory for a symlink mid-walk gets it refused, not followed;
+    entries are lstat-ed, never opened (a FIFO cannot block the listing).
     """
-    root = task_dir(task)
-    if not root.is_dir():
+    try:
+        root = open_task_dir(task)
+    except OSError:
         return []
     found: list[FileEntry] = []
 
-    def walk(directory: Path) -> bool:
+    def walk(directory: int, prefix: str, depth: int) -> bool:
         try:
-            children = sorted(os.scandir(directory), key=lambda e: e.name)
+            with os.scandir(directory) as listing:
+                children = sorted(listing, key=lambda e: e.name)
         except OSError:
             return True
         for child in children:
-            path = Path(child.path)
-            name = path.relative_to(root).as_posix()
+            name = prefix + child.name
+            try:
+                described = entry(name, child)
+            except OSError:
+                continue  # gone since the directory was read
             if name > after:
-                found.append(entry(name, child))
+                found.append(described)
                 if len(found) >= limit:
                     return False
-            if recursive and child.is_dir(follow_symlinks=False) and not walk(path):
-                return False
+            if recursive and described.is_directory and depth < MAX_DEPTH:
+                try:
+                    below = os.open(child.name, _DIRECTORY, dir_fd=directory)
+                except OSError:
+                    continue  # swapped for a symlink or removed since: not followed
+                try:
+                    if not walk(below, name + "/", depth + 1):
+                        return False
+                finally:
+                    os.close(below)
         return True
 
-    walk(root)
+    try:
+        walk(root, "", 1)
+    finally:
+        os.close(root)
     return found
+
+
+# --- ranges -------------------------------------------------------------------------------------
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -147,16 +367,3 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         raise BatchError("InvalidRange", "The range specified is invalid for the current size of the resource.",
                          416, {"Range": header}) from None
     return start, end
-
-
-def read_range(path: Path, start: int, end: int, chunk: int = 64 * 1024):
-    """Yield bytes [start, end) of a file in chunks: never the whole file in memory."""
-    with open(path, "rb") as f:
-        f.seek(start)
-        remaining = end - start
-        while remaining > 0:
-            data = f.read(min(chunk, remaining))
-            if not data:
-                return
-            remaining -= len(data)
-            yield data

@@ -2,13 +2,15 @@
 
 A viewer opens on the last 64 KiB (a 1 GB file opens as fast as a small one),
 loads earlier chunks on request, and follows new bytes from an offset.
+
+Each read opens the file as the file API does (files.open_file: no symlink
+followed, nothing but a regular file read), so a task that puts a symlink or a
+FIFO where its stdout.txt was shows nothing of it: the viewer says so.
 """
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from .files import task_dir
+from . import files
 
 CHUNK = 64 * 1024
 FOLLOW_LIMIT = 256 * 1024  # at most this much new output per live update
@@ -22,6 +24,7 @@ class LogChunk:
     start: int  # byte offsets of the text in the file: [start, end)
     end: int
     size: int  # the file's size when read
+    refused: bool = False  # the name is there but not a regular file of the task directory
 
     @property
     def slug(self) -> str:
@@ -32,35 +35,37 @@ class LogChunk:
         return self.start > 0
 
 
-def log_path(task, name: str) -> Path:
+def open_log(task, name: str) -> files.TaskFile | None:
+    """The open log file; None when it is missing. Unreadable (refused) for a symlink or a non-file."""
     if name not in LOG_NAMES:
         raise ValueError(name)
-    return task_dir(task) / name
-
-
-def size_of(path: Path) -> int:
     try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
+        return files.open_file(task, name)
+    except files.Unreadable as unreadable:
+        if unreadable.reason == "missing":
+            return None
+        raise
 
 
 def read_before(task, name: str, end: int | None = None, chunk: int = CHUNK) -> LogChunk:
     """The chunk that ends at `end` (the file's end when None), starting on a line boundary."""
-    path = log_path(task, name)
-    size = size_of(path)
-    end = size if end is None else max(0, min(end, size))
-    start = max(0, end - chunk)
-    data = b""
-    if end > start:
-        with open(path, "rb") as f:
-            f.seek(start)
-            data = f.read(end - start)
-        if start > 0:
-            # Begin at the first whole line, unless the chunk is one long line.
-            newline = data.find(b"\n")
-            if 0 <= newline < len(data) - 1:
-                data, start = data[newline + 1:], start + newline + 1
+    try:
+        log = open_log(task, name)
+    except files.Unreadable:
+        return LogChunk(name, "", 0, 0, 0, refused=True)
+    if log is None:
+        return LogChunk(name, "", 0, 0, 0)
+    with log:
+        size = log.size
+        end = size if end is None else max(0, min(end, size))
+        start = max(0, end - chunk)
+        data = log.read(start, end - start) if end > start else b""
+    end = start + len(data)  # shorter if the file shrank since fstat
+    if start > 0:
+        # Begin at the first whole line, unless the chunk is one long line.
+        newline = data.find(b"\n")
+        if 0 <= newline < len(data) - 1:
+            data, start = data[newline + 1:], start + newline + 1
     return LogChunk(name, data.decode("utf-8", "replace"), start, end, size)
 
 
@@ -68,24 +73,27 @@ def read_after(task, name: str, offset: int, *, whole_lines: bool) -> tuple[LogC
     """New output from `offset`: (the chunk, bytes skipped because too much came at once).
 
     With `whole_lines` (the task still runs), a trailing partial line waits for
-    its end, unless it is long already.
+    its end, unless it is long already. A refused file yields nothing new.
     """
-    path = log_path(task, name)
-    size = size_of(path)
+    try:
+        log = open_log(task, name)
+    except files.Unreadable:
+        return LogChunk(name, "", offset, offset, 0, refused=True), 0
+    size = log.size if log else 0
     if size < offset:  # the file was rewritten (a retry starts a new run): start again
         offset = 0
     skipped = 0
     if size - offset > FOLLOW_LIMIT:
         skipped, offset = size - FOLLOW_LIMIT - offset, size - FOLLOW_LIMIT
-    data = b""
-    if size > offset:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(size - offset)
-        if whole_lines and not data.endswith(b"\n"):
-            cut = data.rfind(b"\n")
-            if cut >= 0:
-                data = data[: cut + 1]
-            elif len(data) < 8192:
-                data = b""
+    try:
+        data = log.read(offset, size - offset) if size > offset else b""
+    finally:
+        if log:
+            log.close()
+    if whole_lines and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n")
+        if cut >= 0:
+            data = data[: cut + 1]
+        elif len(data) < 8192:
+            data = b""
     return LogChunk(name, data.decode("utf-8", "replace"), offset, offset + len(data), size), skipped

@@ -1,16 +1,16 @@
 """Dashboard pages for one task: its properties and its stdout/stderr viewers."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import render
+from django.utils.http import content_disposition_header, http_date
 from django.views.decorators.http import require_GET
 
 from batchapi.errors import BatchError
 from batchapi.ids import id_key
 from jobs.views import get_job_or_404
 
-from . import logs
-from .files import resolve
+from . import downloads, files, logs
 from .models import Task
 
 
@@ -51,13 +51,14 @@ def log_earlier(request, job_id, task_id, name):
 @require_GET
 @login_required
 def task_file(request, job_id, task_id, path):
-    """Download a file of the task directory whole (streamed by the server, never read into memory)."""
+    """Download a file of the task directory whole: streamed in chunks, never read into memory."""
     job = get_job_or_404(request, job_id)
     task = get_task_or_404(job, task_id)
     try:
-        target = resolve(task, path)
-    except BatchError:
+        file = files.open_file(task, path)
+    except (BatchError, files.Unreadable):
         raise Http404(path) from None
-    if not target.is_file():
-        raise Http404(path)
-    return FileResponse(open(target, "rb"), as_attachment=True, filename=target.name)
+    response = downloads.file_response(request, file, 0, file.size)
+    response["Content-Disposition"] = content_disposition_header(True, file.name)
+    response["Last-Modified"] = http_date(file.stat.st_mtime)
+    return response
