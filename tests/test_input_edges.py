@@ -224,6 +224,11 @@ def test_a_nul_in_an_api_path_is_an_invalid_uri(api, job):
     assert Job.objects.filter(pk=job.pk).exists()
 
 
+def test_a_path_with_a_newline_is_answered_in_batch_shape(api):
+    error(api.get("/batch/pools/a%0Ab"), 404, "ResourceNotFound")
+    error(api.get("/batch/jobs/a%0Ab"), 404, "JobNotFound")
+
+
 @pytest.mark.parametrize("query,name", [
     ("$filter=id eq '%00'", "$filter"),
     ("$select=id%00", "$select"),
