@@ -8,6 +8,7 @@ ETags match with or without their quotes (clients send both) and `*` matches
 any entity. HTTP dates carry whole seconds, so times compare to the second.
 """
 
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 from .errors import BatchError
@@ -27,9 +28,11 @@ def _date(header: str | None):
     if not header:
         return None
     try:
-        return parsedate_to_datetime(header)
-    except (TypeError, ValueError):
+        moment = parsedate_to_datetime(header)
+    except (TypeError, ValueError, OverflowError):
         return None  # an unreadable date is ignored, as HTTP says
+    # "-0000" (RFC 2822: the zone is unknown) parses without one; HTTP dates are GMT.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def evaluate(headers, *, etag: str, last_modified, read: bool) -> bool:

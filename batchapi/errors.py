@@ -70,6 +70,16 @@ def invalid_query(name: str, value: str, reason: str) -> BatchError:
     )
 
 
+def invalid_uri(reason: str) -> BatchError:
+    return BatchError("InvalidUri", "The requested URI does not represent any resource on the server.", 400,
+                      {"Reason": reason})
+
+
+def invalid_header(name: str, value: str, reason: str) -> BatchError:
+    return BatchError("InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format.",
+                      400, {"HeaderName": name, "HeaderValue": value, "Reason": reason})
+
+
 def body_too_large(reason: str) -> BatchError:
     return BatchError(
         "RequestBodyTooLarge", "The request body is too large and exceeds the maximum permissible limit.",

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from .errors import BatchError, invalid_property, missing_property
 from .ids import batch_id_validator
+from .input import INT32_MAX, INT32_MIN
 from .wire import parse_wire_duration
 
 
@@ -32,12 +33,20 @@ class EnumField(serializers.ChoiceField):
 
 
 class IntField(serializers.IntegerField):
-    """An integer, also when sent as a string ("10", as the CLI does); never a bool or a float."""
+    """An integer, also when sent as a string ("10", as the CLI does); never a bool or a float.
+
+    Bounded to 32 bits unless told narrower: Batch's integer properties are int32 and
+    so are the IntegerField columns they are stored in (64 bits on SQLite, 32 on
+    PostgreSQL: bounded here, both refuse the same values with a 400).
+    """
+
+    def __init__(self, *, min_value: int = INT32_MIN, max_value: int = INT32_MAX, **kwargs):
+        super().__init__(min_value=max(min_value, INT32_MIN), max_value=min(max_value, INT32_MAX), **kwargs)
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or isinstance(data, float) and not data.is_integer():
             self.fail("invalid")
-        if isinstance(data, str) and not data.strip().lstrip("+-").isdigit():
+        if isinstance(data, str) and not (data.isascii() and data.strip().lstrip("+-").isdigit()):
             self.fail("invalid")
         return super().to_internal_value(data)
 

@@ -12,7 +12,7 @@ from typing import Callable
 
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import LarkError, VisitError
 
 from .errors import invalid_query
@@ -48,6 +48,11 @@ NUMBER: /-?\d+/
 """
 
 _parser = Lark(GRAMMAR, parser="lalr")
+
+# A filter's size, bounded: SQLite refuses SQL nested over 1,000 deep (and a chain of
+# n ors nests n deep there), and turning the tree into a Q recurses once a level.
+MAX_FILTER_TERMS = 256  # comparisons and startswith calls
+MAX_FILTER_DEPTH = 32  # and / or / not nested in one another
 
 OPERATORS = {"eq": "exact", "gt": "gt", "ge": "gte", "lt": "lt", "le": "lte"}
 
@@ -100,7 +105,10 @@ class _ToQ(Transformer):
                 moment = parsedate_to_datetime(text)  # RFC 1123
             except (TypeError, ValueError):
                 raise ValueError(f"{text!r} is not a date and time") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        try:  # in UTC now: 9999-12-31T23:59-01:00 is past the last date the columns hold
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"{text!r} is out of the range of dates") from None
 
     def comparison(self, items):
         name, operator, literal = items
@@ -140,11 +148,28 @@ def parse_filter(text: str, props: dict[str, Prop]) -> Q:
     """$filter text to a Q; InvalidQueryParameterValue (400) naming what is wrong."""
     try:
         tree = _parser.parse(text)
+        terms, depth = _size(tree)
+        if terms > MAX_FILTER_TERMS or depth > MAX_FILTER_DEPTH:
+            raise invalid_query("$filter", text, f"the filter is too complex: at most {MAX_FILTER_TERMS} "
+                                f"comparisons, nested at most {MAX_FILTER_DEPTH} deep")
         return _ToQ(props).transform(tree)
     except VisitError as exc:
         raise invalid_query("$filter", text, str(exc.orig_exc)) from None
     except LarkError as exc:
         raise invalid_query("$filter", text, f"the filter is not well formed: {_first_line(exc)}") from None
+
+
+def _size(tree: Tree) -> tuple[int, int]:
+    """(comparisons, depth) of a parsed filter, walked without recursion."""
+    terms, deepest, stack = 0, 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if node.data in ("comparison", "startswith"):
+            terms += 1
+        else:
+            stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    return terms, deepest
 
 
 def _first_line(exc: Exception) -> str:

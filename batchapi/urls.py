@@ -26,4 +26,4 @@ urlpatterns = [
 
 
 # Anything else below /batch answers in Batch's error shape (after authentication).
-urlpatterns.append(re_path(r"^.*$", UnknownResourceView.as_view()))
+urlpatterns.append(re_path(r"^[\s\S]*$", UnknownResourceView.as_view()))  # a newline too

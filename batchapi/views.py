@@ -10,6 +10,8 @@ from rest_framework.views import APIView
 from . import conditional, versions
 from .errors import BatchError, invalid_query
 from .ids import id_key
+from .input import INT64_MAX
+from .parsers import BatchJSONParser
 from .task_tokens import TaskScope
 from .wire import rfc1123
 
@@ -18,6 +20,8 @@ JSON_CONTENT_TYPE = "application/json; odata=minimalmetadata"
 
 class BatchView(APIView):
     """An Azure Batch REST operation."""
+
+    parser_classes = [BatchJSONParser]
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -82,7 +86,7 @@ class BatchView(APIView):
         return response
 
 
-def int_param(params, name: str, default: int, low: int, high: int | None) -> int:
+def int_param(params, name: str, default: int, low: int, high: int) -> int:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
@@ -90,8 +94,8 @@ def int_param(params, name: str, default: int, low: int, high: int | None) -> in
         value = int(raw)
     except ValueError:
         raise invalid_query(name, raw, "must be an integer") from None
-    if value < low or (high is not None and value > high):
-        raise invalid_query(name, raw, f"must be between {low} and {high}" if high else f"must be at least {low}")
+    if not low <= value <= high:
+        raise invalid_query(name, raw, f"must be between {low} and {high}")
     return value
 
 
@@ -117,7 +121,7 @@ class Page:
         self.expand = params.get("$expand")
         self.api_version = params.get("api-version")
         self.size = max_results(params)
-        self.after = int_param(params, "$skiptoken", 0, 0, None)
+        self.after = int_param(params, "$skiptoken", 0, 0, INT64_MAX)  # a primary key
 
     def slice(self, queryset) -> tuple[list, bool]:
         """The rows of this page, and whether more follow (one extra row read, no COUNT)."""

@@ -10,7 +10,6 @@ last one always shows the state after the last change.
 """
 
 import asyncio
-import json
 import logging
 import time
 
@@ -20,6 +19,7 @@ from django.http import QueryDict
 from django.template.loader import render_to_string
 
 from batchapi.ids import id_key
+from batchapi.input import INT64_MAX, bad_text, bounded_int, parse_message
 from tasks import counts
 from tasks.models import Task
 
@@ -37,7 +37,7 @@ class LivePage(AsyncWebsocketConsumer):
 
     async def connect(self):
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        if user is None or not user.is_authenticated or not self.scope_is_clean():
             await self.close()  # before accept: the browser's handshake fails (HTTP 403)
             return
         if not await database_sync_to_async(self.load)():
@@ -59,13 +59,19 @@ class LivePage(AsyncWebsocketConsumer):
             task.cancel()
 
     async def receive(self, text_data=None, bytes_data=None):
-        try:
-            message = json.loads(text_data or "{}")
-        except ValueError:
-            return
-        if isinstance(message, dict):
+        # Anyone can type into a socket: what is no JSON object of sane text and depth
+        # is dropped, and `told` checks each value's type, so no message ends the socket.
+        message = parse_message(text_data or "{}")
+        if message is not None:
             self.told(message)
             self.changed()
+
+    def scope_is_clean(self) -> bool:
+        """Whether the socket's path and query hold only text the database takes (batchapi.input)."""
+        query = QueryDict(self.scope.get("query_string", b"").decode("utf-8", "replace"))
+        texts = [self.scope.get("path", ""), *self.scope.get("url_route", {}).get("kwargs", {}).values(),
+                 *(text for key, values in query.lists() for text in (key, *values))]
+        return not any(isinstance(text, str) and bad_text(text) for text in texts)
 
     def changed(self) -> None:
         self.dirty.set()
@@ -137,7 +143,7 @@ class JobListConsumer(LivePage):
     min_interval = 0.5  # a list of many jobs: twice a second is live enough
 
     def load(self) -> bool:
-        query = QueryDict(self.scope.get("query_string", b"").decode())
+        query = QueryDict(self.scope.get("query_string", b"").decode("utf-8", "replace"))
         self.filter = dashboard.JobFilter.from_query(query, self.account())
         self.job_pks: list[int] = []
         self.sent = None
@@ -184,7 +190,8 @@ class JobConsumer(LivePage):
         visible = message.get("visible")
         if isinstance(visible, list):
             # The page swapped its table: these rows are on screen, as fresh as their render.
-            self.visible = [int(pk) for pk in visible[:200] if str(pk).isdigit()]
+            pks = (bounded_int(pk, low=1, high=INT64_MAX) for pk in visible[:200])
+            self.visible = [pk for pk in pks if pk is not None]
             self.rows_seen = {pk: self.rows_seen.get(pk) for pk in self.visible}
 
     def render_update(self) -> list[str]:

@@ -6,6 +6,8 @@ just that partial of the same template.
 """
 
 import csv
+import itertools
+import logging
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -25,6 +27,8 @@ from tasks.models import Task, TaskState
 
 from . import dashboard, services
 from .models import Job
+
+log = logging.getLogger(__name__)
 
 
 def get_job_or_404(request, job_id: str, *, change: bool = False) -> Job:
@@ -171,18 +175,26 @@ def task_csv(request, job_id):
             .values_list("batch_id", "state", "result", "exit_code", "retry_count", "requeue_count",
                          "start_time", "end_time", "run_time", "node_id", "failure_info")
             .iterator(chunk_size=2000))
+    # The query runs now, while a failure can still be answered as an error. Under ASGI
+    # an exception raised once the response has started leaves the request hanging and
+    # its database connection open for good (a NUL in `q` did that on PostgreSQL).
+    first = next(rows, None)
     writer = csv.writer(_Echo())
 
     def lines():
         yield writer.writerow(CSV_COLUMNS)
-        for (batch_id, state, result, exit_code, retries, requeues, start, end, run_time, node,
-             failure) in rows:
-            yield writer.writerow([
-                batch_id, state, result, "" if exit_code is None else exit_code, retries, requeues,
-                iso(start) if start else "", iso(end) if end else "",
-                f"{run_time.total_seconds():.3f}" if run_time is not None else "", node,
-                (failure or {}).get("code", ""),
-            ])
+        try:
+            for (batch_id, state, result, exit_code, retries, requeues, start, end, run_time, node,
+                 failure) in itertools.chain([first] if first else [], rows):
+                yield writer.writerow([
+                    batch_id, state, result, "" if exit_code is None else exit_code, retries, requeues,
+                    iso(start) if start else "", iso(end) if end else "",
+                    f"{run_time.total_seconds():.3f}" if run_time is not None else "", node,
+                    (failure or {}).get("code", ""),
+                ])
+        except Exception:  # e.g. the database went away mid-export: end the response, never hang it,
+            log.exception("the CSV export of job %s stopped", job.pk)  # and say so in its last line
+            yield writer.writerow(["# the export stopped early: the server log says why"])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{job.batch_id}-tasks.csv"'

@@ -11,6 +11,7 @@ import asyncio
 from django.template.loader import render_to_string
 
 from batchapi.ids import id_key
+from batchapi.input import INT64_MAX, bounded_int
 from jobs.consumers import LivePage
 from jobs.models import Job
 
@@ -47,7 +48,8 @@ class TaskConsumer(LivePage):
 
     def told(self, message: dict) -> None:
         if isinstance(message.get("logs"), dict):
-            self.offsets = {name: int(message["logs"].get(name.split(".")[0], 0) or 0) for name in logs.LOG_NAMES}
+            self.offsets = {name: bounded_int(message["logs"].get(name.split(".")[0]), low=0, high=INT64_MAX) or 0
+                            for name in logs.LOG_NAMES}
         if "follow" in message:
             self.follow = bool(message["follow"])
         if self.ticker is None:

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from batchapi.errors import BatchError, invalid_property
 from batchapi.ids import id_key
+from batchapi.input import INT32_MAX, INT64_MAX
 
 from .models import DependencyEdge, DependencyGroup, DependencyRange, Task, TaskState
 
@@ -39,8 +40,8 @@ MAX_TASK_IDS_CHARS = 64_000  # the combined length of dependsOn.taskIds
 
 def int_id(batch_id: str) -> int | None:
     """The integer a taskIdRange matches this id by, or None."""
-    if batch_id.isascii() and batch_id.isdigit() and str(int(batch_id)) == batch_id:
-        return int(batch_id)
+    if batch_id.isascii() and batch_id.isdigit() and str(int(batch_id)) == batch_id and int(batch_id) <= INT64_MAX:
+        return int(batch_id)  # a larger one fits no column; no range (int32) reaches it
     return None
 
 
@@ -65,8 +66,9 @@ def normalise(depends_on: dict | None) -> tuple[list[str], list[tuple[int, int]]
     ranges = []
     for r in depends_on.get("taskIdRanges") or []:
         start, end = (r.get("start"), r.get("end")) if isinstance(r, dict) else (None, None)
-        if not (_whole(start) and _whole(end)) or int(start) < 0 or int(start) > int(end):
-            raise invalid_property("dependsOn.taskIdRanges", "a range needs integer start <= end, both >= 0")
+        if not (_whole(start) and _whole(end)) or int(start) < 0 or int(start) > int(end) or int(end) > INT32_MAX:
+            raise invalid_property("dependsOn.taskIdRanges",
+                                   f"a range needs integer start <= end, both from 0 to {INT32_MAX} (int32)")
         ranges.append((int(start), int(end)))
     merged: list[tuple[int, int]] = []
     for start, end in sorted(ranges):
@@ -87,7 +89,8 @@ def _whole(value) -> bool:
     # The CLI sends integers as strings.
     if isinstance(value, bool):
         return False
-    return isinstance(value, int) or (isinstance(value, str) and value.isdigit())
+    return isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit()
+                                      and len(value) <= 32)
 
 
 def _covered(n: int | None, ranges) -> bool:

@@ -19,6 +19,7 @@ job whose onTaskFailure is noaction is refused when the task is added.
 from dataclasses import dataclass
 
 from batchapi.errors import invalid_property
+from batchapi.input import INT32_MAX, INT32_MIN
 
 JOB_ACTIONS = ("none", "disable", "terminate")
 DEPENDENCY_ACTIONS = ("satisfy", "block")
@@ -119,9 +120,12 @@ def validate(exit_conditions: dict | None, *, on_task_failure: str) -> None:
 
 
 def _is_int(value) -> bool:
+    """An int32, as Batch's exit codes are (or its decimal digits)."""
     if isinstance(value, bool):
         return False
     if isinstance(value, str):  # the CLI sends integers as strings
-        value = value[1:] if value.startswith("-") else value
-        return value.isdigit()
-    return isinstance(value, int)
+        digits = value[1:] if value.startswith("-") else value
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 10):
+            return False
+        value = int(value)
+    return isinstance(value, int) and INT32_MIN <= value <= INT32_MAX
