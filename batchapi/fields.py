@@ -85,6 +85,29 @@ class MetadataItemSerializer(NameValueSerializer):
     value = serializers.CharField(allow_blank=True)
 
 
+class AutoUserSerializer(serializers.Serializer):
+    scope = EnumField(choices=["task", "pool"], required=False)
+    elevationLevel = EnumField(choices=["nonadmin", "admin"], required=False)
+
+
+class UserIdentitySerializer(serializers.Serializer):
+    """userIdentity: who a task runs as. The worker decides whether it can (tasks.sandbox);
+    here only the shape: a user name or an auto-user, not both (the Batch docs' rule)."""
+
+    userName = serializers.CharField(max_length=256, required=False)
+    autoUser = AutoUserSerializer(required=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and (unknown := sorted(set(data) - set(self.fields))):
+            raise serializers.ValidationError(f"{unknown[0]} is not a property of userIdentity")
+        return super().to_internal_value(data)
+
+    def validate(self, attrs):
+        if "userName" in attrs and "autoUser" in attrs:
+            raise serializers.ValidationError("userName and autoUser are mutually exclusive: give one, not both")
+        return attrs
+
+
 def validate_body(serializer_class, data, *, partial: bool = False, name: str = "") -> dict:
     """Validate a request body; a Batch error naming the first bad property otherwise.
 

@@ -9,6 +9,7 @@ from batchapi.fields import (
     JSONListField,
     JSONObjectField,
     StrictBooleanField,
+    UserIdentitySerializer,
     WireDurationField,
     validate_body,
 )
@@ -53,7 +54,7 @@ class TaskAddSerializer(serializers.Serializer):
     exitConditions = JSONObjectField(required=False)
     resourceFiles = ResourceFilesField(required=False)
     outputFiles = OutputFilesField(required=False)
-    userIdentity = JSONObjectField(required=False)
+    userIdentity = UserIdentitySerializer(required=False)
     affinityInfo = JSONObjectField(required=False)
     containerSettings = JSONObjectField(required=False)
     multiInstanceSettings = JSONObjectField(required=False)
@@ -85,7 +86,7 @@ class JobPreparationTaskSerializer(serializers.Serializer):
     environmentSettings = EnvironmentSettingSerializer(many=True, required=False)
     constraints = TaskConstraintsSerializer(required=False)
     waitForSuccess = StrictBooleanField(required=False)
-    userIdentity = JSONObjectField(required=False)
+    userIdentity = UserIdentitySerializer(required=False)
     rerunOnNodeRebootAfterSuccess = StrictBooleanField(required=False)
 
 
@@ -99,7 +100,7 @@ class JobReleaseTaskSerializer(serializers.Serializer):
     environmentSettings = EnvironmentSettingSerializer(many=True, required=False)
     maxWallClockTime = WireDurationField(required=False, allow_null=True)
     retentionTime = WireDurationField(required=False, allow_null=True)
-    userIdentity = JSONObjectField(required=False)
+    userIdentity = UserIdentitySerializer(required=False)
 
 
 class TaskUpdateSerializer(serializers.Serializer):

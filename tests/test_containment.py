@@ -303,3 +303,29 @@ def test_the_jobs_page_warns_of_a_worker_that_runs_tasks_unconfined(client, owne
                           confined=False, containment="UNCONFINED (no bubblewrap)")
     page = client.get("/").content.decode()
     assert "Tasks run unconfined" in page and "bare-node" in page and "boxed" not in page
+
+
+@pytest.mark.parametrize("identity, reason", [
+    ({"userName": "alice", "autoUser": {"elevationLevel": "admin"}}, "mutually exclusive"),
+    ({"autoUser": {"elevationLevel": "root"}}, "elevationLevel"),
+    ({"autoUser": {"scope": "node"}}, "scope"),
+    ({"user": "alice"}, "not a property"),
+    ("admin", "userIdentity"),
+])
+def test_a_user_identity_batch_would_refuse_is_a_400(api, identity, reason):
+    api.post("/batch/jobs", {"id": "ids", "poolInfo": {"poolId": "p"}}, format="json")
+    response = api.post("/batch/jobs/ids/tasks", {"id": "t", "commandLine": "/bin/true", "userIdentity": identity},
+                        format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "InvalidPropertyValue"
+    assert reason in json.dumps(response.json()["values"])
+    assert not Task.objects.exists()
+
+
+def test_an_admin_auto_user_is_accepted_and_kept(api):
+    api.post("/batch/jobs", {"id": "ids", "poolInfo": {"poolId": "p"}}, format="json")
+    identity = {"autoUser": {"scope": "task", "elevationLevel": "Admin"}}
+    assert api.post("/batch/jobs/ids/tasks", {"id": "t", "commandLine": "/bin/true", "userIdentity": identity},
+                    format="json").status_code == 201
+    assert api.get("/batch/jobs/ids/tasks/t").json()["userIdentity"] == {
+        "autoUser": {"scope": "task", "elevationLevel": "admin"}}
