@@ -6,12 +6,13 @@ just that partial of the same template.
 """
 
 import csv
-import itertools
 import logging
 
+from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -165,37 +166,69 @@ class _Echo:
         return value
 
 
+CSV_CHUNK = 2000
+
+
+def _csv_rows(job, flt, after: int) -> tuple[str, int | None]:
+    """The CSV lines of the next CSV_CHUNK matching tasks after pk `after`, and the last pk (None at the end).
+
+    Each chunk is its own keyset query: no cursor stays open between chunks, so the
+    sync thread's connection serves other requests while a big export is sent.
+    """
+    rows = list(flt.tasks(job).filter(pk__gt=after).order_by("pk")
+                .values_list("pk", "batch_id", "state", "result", "exit_code", "retry_count", "requeue_count",
+                             "start_time", "end_time", "run_time", "node_id", "failure_info")[:CSV_CHUNK])
+    writer = csv.writer(_Echo())
+    text = "".join(writer.writerow([
+        batch_id, state, result, "" if exit_code is None else exit_code, retries, requeues,
+        iso(start) if start else "", iso(end) if end else "",
+        f"{run_time.total_seconds():.3f}" if run_time is not None else "", node, (failure or {}).get("code", ""),
+    ]) for (_, batch_id, state, result, exit_code, retries, requeues, start, end, run_time, node, failure) in rows)
+    return text, (rows[-1][0] if len(rows) == CSV_CHUNK else None)
+
+
 @require_GET
 @login_required
 def task_csv(request, job_id):
-    """The task table (with its filters) as CSV, streamed in chunks: any size, bounded memory."""
+    """The task table (with its filters) as CSV, streamed in chunks: any size, bounded memory.
+
+    Under ASGI the body is an asynchronous iterator (Django would drain a synchronous
+    one whole before sending); under WSGI a plain one.
+    """
     job = get_job_or_404(request, job_id)
     flt = dashboard.TaskFilter.from_query(request.GET)
-    rows = (flt.tasks(job).order_by("pk")
-            .values_list("batch_id", "state", "result", "exit_code", "retry_count", "requeue_count",
-                         "start_time", "end_time", "run_time", "node_id", "failure_info")
-            .iterator(chunk_size=2000))
-    # The query runs now, while a failure can still be answered as an error. Under ASGI
-    # an exception raised once the response has started leaves the request hanging and
-    # its database connection open for good (a NUL in `q` did that on PostgreSQL).
-    first = next(rows, None)
-    writer = csv.writer(_Echo())
+    # The first chunk is read now, while a failure can still be answered as an error:
+    # under ASGI an exception once the response has started leaves the request hanging.
+    first, after = _csv_rows(job, flt, 0)
+    header = csv.writer(_Echo()).writerow(CSV_COLUMNS) + first
+
+    def stopped():
+        log.exception("the CSV export of job %s stopped", job.pk)  # end the response, never hang it
+        return "# the export stopped early: the server log says why\r\n"
 
     def lines():
-        yield writer.writerow(CSV_COLUMNS)
-        try:
-            for (batch_id, state, result, exit_code, retries, requeues, start, end, run_time, node,
-                 failure) in itertools.chain([first] if first else [], rows):
-                yield writer.writerow([
-                    batch_id, state, result, "" if exit_code is None else exit_code, retries, requeues,
-                    iso(start) if start else "", iso(end) if end else "",
-                    f"{run_time.total_seconds():.3f}" if run_time is not None else "", node,
-                    (failure or {}).get("code", ""),
-                ])
-        except Exception:  # e.g. the database went away mid-export: end the response, never hang it,
-            log.exception("the CSV export of job %s stopped", job.pk)  # and say so in its last line
-            yield writer.writerow(["# the export stopped early: the server log says why"])
+        yield header
+        position = after
+        while position is not None:
+            try:
+                text, position = _csv_rows(job, flt, position)
+            except Exception:
+                yield stopped()
+                return
+            yield text
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv")
+    async def async_lines():
+        yield header
+        position = after
+        while position is not None:
+            try:
+                text, position = await sync_to_async(_csv_rows)(job, flt, position)
+            except Exception:
+                yield stopped()
+                return
+            yield text
+
+    response = StreamingHttpResponse(async_lines() if isinstance(request, ASGIRequest) else lines(),
+                                     content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{job.batch_id}-tasks.csv"'
     return response

@@ -226,6 +226,32 @@ def test_the_csv_export_streams_every_matching_task(browser):
     assert all(",failure,1," in line for line in lines[1:])
 
 
+@pytest.mark.django_db(transaction=True)
+def test_under_asgi_the_csv_export_is_sent_chunk_by_chunk_not_drained_first(owner):
+    """Django drains a synchronous iterator whole before sending under ASGI: the export's
+    body must be an asynchronous one there, read a keyset chunk at a time."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    from jobs.views import CSV_CHUNK
+
+    make_big_job(2 * CSV_CHUNK + 7, "big-csv")
+    client = AsyncClient()
+
+    async def export():
+        await sync_to_async(client.force_login)(owner)
+        response = await client.get("/jobs/big-csv/tasks.csv")
+        assert response.is_async
+        return [chunk async for chunk in response.streaming_content]
+
+    chunks = asyncio.run(export())
+    assert len(chunks) == 3  # the header with the first chunk, then two more queries' worth
+    lines = b"".join(chunks).decode().strip().splitlines()
+    assert len(lines) == 1 + 2 * CSV_CHUNK + 7 and len(set(lines)) == len(lines)
+
+
 # --- count samples ------------------------------------------------------------------------------
 
 
