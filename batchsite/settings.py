@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    "axes",  # login throttling (see "Web hardening" below)
     "batchapi",
     "accounts",
     "jobs",
@@ -98,6 +99,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as axes asks: it turns a lockout into the lockout page
 ]
 
 ROOT_URLCONF = "batchsite.urls"
@@ -233,6 +235,32 @@ BATCHSITE_MAX_RESULTS = 1000
 BATCHSITE_MAX_TASKS_PER_COLLECTION = 100
 BATCHSITE_MAX_COLLECTION_BYTES = 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+
+# --- Web hardening ----------------------------------------------------------------
+# Login throttling (django-axes, database handler: works on SQLite and PostgreSQL,
+# no server to run). Failures count per username *and* address: a guesser is stopped
+# after a few tries, yet nobody can lock the admin out from elsewhere by failing on
+# purpose, and a shared address (NAT) does not lock out its other users. Behind a
+# reverse proxy start daphne with --proxy-headers so the address is the client's (the
+# proxy must overwrite X-Forwarded-For: an address the client picks limits nothing).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out login before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("BATCHSITE_LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = env_int("BATCHSITE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("BATCHSITE_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Attempts made while locked out are refused without being written down: the lockout
+# ends a fixed time after the last counted failure, and hammering the form cannot
+# grow a row or keep the database busy.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Only failures are kept (and pruned as they expire); a row for every successful
+# login would grow without bound, and every test login would write one.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False  # no start-up banner on every manage.py command; failures are still logged
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,100 @@
+"""The web side's hardening: login throttling."""
+
+import re
+
+import pytest
+from axes.models import AccessAttempt
+from django.core.management import call_command
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+pytestmark = pytest.mark.django_db
+
+LOCKED = "Too many failed logins"
+ADDRESS = "192.0.2.10"  # TEST-NET-1: a client address that is only ever a string here
+
+
+def log_in(client, path: str, username: str, password: str, **extra):
+    return client.post(path, {"username": username, "password": password, "next": "/"}, **extra)
+
+
+def fail_until_locked(client, path: str, username: str, **extra):
+    """Wrong passwords until the limit; returns the responses."""
+    from django.conf import settings
+
+    return [log_in(client, path, username, f"wrong-{i}", **extra) for i in range(settings.AXES_FAILURE_LIMIT)]
+
+
+def logged_in(client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+# --- login throttling ---------------------------------------------------------------------
+
+def test_the_login_page_refuses_the_right_password_after_five_wrong_ones_until_reset(client, owner):
+    responses = fail_until_locked(client, "/accounts/login/", "owner")
+    assert [r.status_code for r in responses] == [200, 200, 200, 200, 429]
+
+    right = log_in(client, "/accounts/login/", "owner", "owner-password-1")
+    assert right.status_code == 429 and LOCKED in right.content.decode()
+    assert not logged_in(client)
+
+    call_command("axes_reset_username", "owner")
+    assert log_in(client, "/accounts/login/", "owner", "owner-password-1").status_code == 302 and logged_in(client)
+
+
+def test_the_lockout_page_says_how_long_and_how_to_lift_it(client, owner):
+    page = fail_until_locked(client, "/accounts/login/", "owner")[-1].content.decode()
+    text = re.sub(r"\s+", " ", page)
+    assert "refused for 15 minutes" in text
+    assert "axes_reset_username owner" in text
+    assert 'href="/accounts/login/"' in text
+
+
+def test_the_admin_login_is_throttled_too(client, admin_user):
+    responses = fail_until_locked(client, "/admin/login/", "admin")
+    assert responses[-1].status_code == 429
+
+    right = log_in(client, "/admin/login/", "admin", "password")
+    assert right.status_code == 429 and LOCKED in right.content.decode()
+    assert not logged_in(client)
+
+    call_command("axes_reset")
+    assert log_in(client, "/admin/login/", "admin", "password").status_code == 302 and logged_in(client)
+
+
+def test_a_lockout_holds_for_one_username_from_one_address(client, owner, django_user_model):
+    """Nobody locks the admin out from elsewhere, and a shared address does not lock out its other users."""
+    django_user_model.objects.create_user("neighbour", password="neighbour-password-1")
+    fail_until_locked(client, "/accounts/login/", "owner")
+    assert log_in(client, "/accounts/login/", "owner", "owner-password-1").status_code == 429
+
+    elsewhere = Client(REMOTE_ADDR=ADDRESS)
+    assert log_in(elsewhere, "/accounts/login/", "owner", "owner-password-1").status_code == 302
+    same_address = Client()
+    assert log_in(same_address, "/accounts/login/", "neighbour", "neighbour-password-1").status_code == 302
+
+
+def test_a_success_before_the_limit_forgets_the_failures(client, owner):
+    from django.conf import settings
+
+    for i in range(settings.AXES_FAILURE_LIMIT - 1):
+        log_in(client, "/accounts/login/", "owner", f"wrong-{i}")
+    assert log_in(client, "/accounts/login/", "owner", "owner-password-1").status_code == 302
+    client.logout()
+    # Counting starts again from one: the limit is reached again only after as many failures.
+    again = fail_until_locked(client, "/accounts/login/", "owner")
+    assert [r.status_code for r in again] == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]
+
+
+def test_the_api_credentials_are_not_login_attempts_and_still_work_when_the_login_is_locked(client, owner):
+    assert fail_until_locked(client, "/accounts/login/", "owner")[-1].status_code == 429
+    attempts = AccessAttempt.objects.count()
+
+    api = Client()
+    for i in range(10):
+        assert api.get("/batch/jobs", HTTP_AUTHORIZATION=f"Token wrong-{i}").status_code == 401
+    assert AccessAttempt.objects.count() == attempts
+
+    token = Token.objects.create(user=owner)
+    assert api.get("/batch/jobs", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 200
