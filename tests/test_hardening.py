@@ -1,12 +1,18 @@
-"""The web side's hardening: login throttling."""
+"""The web side's hardening: login throttling and the admin password from the environment."""
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from axes.models import AccessAttempt
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 from rest_framework.authtoken.models import Token
+
+from .conftest import ROOT, database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +104,30 @@ def test_the_api_credentials_are_not_login_attempts_and_still_work_when_the_logi
 
     token = Token.objects.create(user=owner)
     assert api.get("/batch/jobs", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 200
+
+
+# --- the admin password from the environment -----------------------------------------------
+
+def ensure_admin(password: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": database_url(), "BATCHSITE_ADMIN_PASSWORD": password,
+           "BATCHSITE_ADMIN_USER": "env-admin"}
+    return subprocess.run([sys.executable, str(ROOT / "manage.py"), "ensure_admin"], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ensure_admin_refuses_a_weak_password_from_the_environment_and_says_why():
+    result = ensure_admin("1")
+    assert result.returncode != 0  # `make run` (set -e) stops here
+    assert "BATCHSITE_ADMIN_PASSWORD is not accepted" in result.stderr
+    assert "too short" in result.stderr and "too common" in result.stderr and "entirely numeric" in result.stderr
+    assert not get_user_model().objects.filter(username="env-admin").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ensure_admin_creates_the_admin_with_a_strong_password_from_the_environment():
+    result = ensure_admin("plum-orbit-lantern-42")
+    assert result.returncode == 0, result.stderr
+    user = get_user_model().objects.get(username="env-admin")
+    assert user.is_superuser and user.check_password("plum-orbit-lantern-42")
+    assert "plum-orbit-lantern-42" not in result.stdout
