@@ -262,6 +262,27 @@ AXES_DISABLE_ACCESS_LOG = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False  # no start-up banner on every manage.py command; failures are still logged
 
+# Behind https (a reverse proxy that terminates TLS, say). Off by default: the
+# embedded set-up is plain http on 127.0.0.1, where secure cookies would never be sent.
+BATCHSITE_HTTPS = env_bool("BATCHSITE_HTTPS", False)
+SESSION_COOKIE_SECURE = BATCHSITE_HTTPS
+CSRF_COOKIE_SECURE = BATCHSITE_HTTPS
+# Browsers remember HSTS: once on, the site is https-only for them for this long.
+SECURE_HSTS_SECONDS = env_int("BATCHSITE_HSTS_SECONDS", 365 * 24 * 3600) if BATCHSITE_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("BATCHSITE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("BATCHSITE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = BATCHSITE_HTTPS and env_bool("BATCHSITE_SSL_REDIRECT", False)
+# Only when told: a proxy that sets this header (and strips it from clients) makes a
+# request count as https; trusting it without such a proxy lets any client claim https.
+_proxy_ssl_header = env_str("BATCHSITE_PROXY_SSL_HEADER")  # e.g. X-Forwarded-Proto
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# Always on (Django's defaults, spelled out so a reader sees them).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,5 +1,7 @@
-"""The web side's hardening: login throttling and the admin password from the environment."""
+"""The web side's hardening: login throttling, the admin password from the environment,
+and cookies and HSTS behind https."""
 
+import json
 import os
 import re
 import subprocess
@@ -131,3 +133,66 @@ def test_ensure_admin_creates_the_admin_with_a_strong_password_from_the_environm
     user = get_user_model().objects.get(username="env-admin")
     assert user.is_superuser and user.check_password("plum-orbit-lantern-42")
     assert "plum-orbit-lantern-42" not in result.stdout
+
+
+# --- cookies and HSTS behind https -----------------------------------------------------------
+
+def cookie_flags(client, name: str) -> dict:
+    morsel = client.cookies[name]
+    return {"secure": bool(morsel["secure"]), "httponly": bool(morsel["httponly"])}
+
+
+def test_behind_https_the_cookies_are_secure_and_hsts_is_sent(settings, owner):
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True
+    settings.SECURE_HSTS_SECONDS = 31_536_000
+    client = Client()  # its middleware reads the settings at the first request
+
+    page = client.get("/accounts/login/", secure=True)
+    assert page["Strict-Transport-Security"] == "max-age=31536000"
+    assert cookie_flags(client, "csrftoken")["secure"]
+    log_in(client, "/accounts/login/", "owner", "owner-password-1", secure=True)
+    assert cookie_flags(client, "sessionid") == {"secure": True, "httponly": True}
+
+
+def test_on_plain_http_by_default_the_cookies_are_not_secure_and_no_hsts(client, owner):
+    page = client.get("/accounts/login/", secure=True)
+    assert "Strict-Transport-Security" not in page
+    assert not cookie_flags(client, "csrftoken")["secure"]
+    log_in(client, "/accounts/login/", "owner", "owner-password-1")
+    assert cookie_flags(client, "sessionid") == {"secure": False, "httponly": True}
+
+
+def test_a_request_counts_as_https_only_by_the_proxy_header_it_was_told_of(settings):
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    client = Client()
+    assert client.get("/accounts/login/", HTTP_X_FORWARDED_PROTO="https")["Strict-Transport-Security"] == "max-age=3600"
+    assert "Strict-Transport-Security" not in client.get("/accounts/login/")
+
+
+def settings_under(**env) -> dict:
+    """The security settings as a fresh process reads them from this environment."""
+    program = ("import json, django; django.setup(); from django.conf import settings as s; print(json.dumps({k: "
+               "getattr(s, k, None) for k in ['SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_HSTS_SECONDS', "
+               "'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SECURE_HSTS_PRELOAD', 'SECURE_SSL_REDIRECT', "
+               "'SECURE_PROXY_SSL_HEADER', 'AXES_FAILURE_LIMIT', 'AXES_COOLOFF_TIME']}, default=str))")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("BATCHSITE_") or k == "BATCHSITE_DATA_DIR"}
+    result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**base, "DJANGO_SETTINGS_MODULE": "batchsite.settings", **env})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_environment_turns_https_settings_on_and_they_are_off_without_it():
+    assert settings_under() == {
+        "SESSION_COOKIE_SECURE": False, "CSRF_COOKIE_SECURE": False, "SECURE_HSTS_SECONDS": 0,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": False, "SECURE_HSTS_PRELOAD": False, "SECURE_SSL_REDIRECT": False,
+        "SECURE_PROXY_SSL_HEADER": None, "AXES_FAILURE_LIMIT": 5, "AXES_COOLOFF_TIME": "0:15:00"}
+    assert settings_under(BATCHSITE_HTTPS="1", BATCHSITE_PROXY_SSL_HEADER="X-Forwarded-Proto",
+                          BATCHSITE_HSTS_INCLUDE_SUBDOMAINS="1", BATCHSITE_SSL_REDIRECT="1",
+                          BATCHSITE_LOGIN_FAILURE_LIMIT="8", BATCHSITE_LOGIN_COOLOFF_MINUTES="30") == {
+        "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True, "SECURE_HSTS_SECONDS": 31_536_000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True, "SECURE_HSTS_PRELOAD": False, "SECURE_SSL_REDIRECT": True,
+        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"], "AXES_FAILURE_LIMIT": 8,
+        "AXES_COOLOFF_TIME": "0:30:00"}
+    assert settings_under(BATCHSITE_HTTPS="1", BATCHSITE_HSTS_SECONDS="600")["SECURE_HSTS_SECONDS"] == 600
