@@ -1,5 +1,8 @@
 """The web side's hardening: login throttling, the admin password from the environment,
-and cookies and HSTS behind https."""
+the Content-Security-Policy header, and cookies and HSTS behind https.
+
+The browser half (no page violates the policy) is in test_dashboard_browser.py.
+"""
 
 import json
 import os
@@ -14,7 +17,10 @@ from django.core.management import call_command
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
+from tasks import services as task_services
+
 from .conftest import ROOT, database_url
+from .helpers import add, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -133,6 +139,59 @@ def test_ensure_admin_creates_the_admin_with_a_strong_password_from_the_environm
     user = get_user_model().objects.get(username="env-admin")
     assert user.is_superuser and user.check_password("plum-orbit-lantern-42")
     assert "plum-orbit-lantern-42" not in result.stdout
+
+
+# --- Content-Security-Policy ----------------------------------------------------------------
+
+def policy(response) -> dict[str, list[str]]:
+    header = response["Content-Security-Policy"]
+    return {d.split()[0]: d.split()[1:] for d in header.split(";") if d.strip()}
+
+
+@pytest.fixture
+def pages(client, owner, admin_user):
+    """Every kind of page a browser shows, as (client, path), with what it needs to exist."""
+    job = make_job("csp-job")
+    (task,) = add(job, "csp-task")
+    task_services.claim_tasks(node_id="n", limit=1)
+    client.force_login(owner)
+    admin = Client()
+    admin.force_login(admin_user)
+    return [(Client(), "/accounts/login/"), (client, "/"), (client, "/jobs/csp-job/"),
+            (client, "/jobs/csp-job/tasks/csp-task/"), (client, "/batch/jobs"), (admin, "/admin/"),
+            (admin, "/admin/jobs/job/"), (admin, f"/admin/jobs/job/{job.pk}/change/")]
+
+
+def test_every_page_carries_a_policy_that_allows_no_inline_script(pages):
+    for client, path in pages:
+        response = client.get(path, HTTP_ACCEPT="text/html")
+        assert response.status_code == 200, path
+        csp = policy(response)
+        assert csp["script-src"] == ["'self'"], path
+        assert csp["default-src"] == ["'self'"] and csp["object-src"] == ["'none'"], path
+        assert csp["frame-ancestors"] == ["'none'"] and csp["base-uri"] == ["'none'"], path
+        assert csp["style-src"] == ["'self'", "'unsafe-inline'"], path
+        assert response["X-Content-Type-Options"] == "nosniff" and response["Referrer-Policy"] == "same-origin"
+
+
+def test_the_policy_lets_a_page_open_its_own_socket_and_no_other(client, owner, settings):
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "batch.example.com"]
+    client.force_login(owner)
+    csp = policy(client.get("/", HTTP_HOST="batch.example.com:8443"))
+    assert csp["connect-src"] == ["'self'", "ws://batch.example.com:8443", "wss://batch.example.com:8443"]
+
+
+def test_our_pages_have_no_inline_event_handlers(pages):
+    for client, path in pages[:4]:  # the admin's and DRF's pages are checked in the browser
+        html = client.get(path).content.decode()
+        assert not re.search(r"<[^>]+\son[a-z]+\s*=", html), path
+        assert not re.search(r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>", html), path
+
+
+def test_the_api_answers_json_with_the_policy_too(api):
+    response = api.get("/batch/jobs")
+    assert response["Content-Type"].startswith("application/json")
+    assert policy(response)["script-src"] == ["'self'"]
 
 
 # --- cookies and HSTS behind https -----------------------------------------------------------
