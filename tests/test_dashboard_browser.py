@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from jobs.models import Job
 from tasks import counts
 from tasks import services as task_services
 from tasks.models import Task
@@ -286,6 +287,18 @@ def test_a_socket_reaches_only_the_jobs_of_the_account_shown(open_page, django_u
     assert "beta-job" in page.inner_text("main") and "alpha-job" not in page.inner_text("main")
 
 
+def test_a_button_of_a_summary_the_socket_swapped_in_still_posts(open_page, owner):
+    """The live socket renders fragments without a request, so without a CSRF token."""
+    job = make_job("swapped")
+    add(job, "a")
+    page = open_page(owner, "/jobs/swapped/")
+    wait_live(page)  # on connect the socket sends the summary, buttons and all
+    with page.expect_navigation() as posted:
+        page.click("#job-summary button:has-text('Disable')")
+    assert posted.value.ok, posted.value.status
+    assert Job.objects.get(pk=job.pk).state in {"disabling", "disabled"}
+
+
 def test_no_page_violates_the_content_security_policy(open_page, owner, admin_user, violations):
     """Every kind of page, with what runs on it: charts, live updates, log viewers, htmx
     forms, confirmations, the admin's widgets and the browsable API."""
@@ -322,14 +335,16 @@ def test_no_page_violates_the_content_security_policy(open_page, owner, admin_us
     assert asked == ["Delete job csp-job with all its tasks and files?"]
     assert page.evaluate("window.__notReloaded") is True  # dismissed: nothing was sent
 
-    # The task page: log viewers, live socket, a confirmation.
+    # The task page: log viewers, live socket, a confirmed terminate.
     page = open_page(owner, f"/jobs/csp-job/tasks/{running.batch_id}/")
     policy_of(page.reload())
     wait_live(page)
-    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
-    page.click("#task-summary button:has-text('Terminate')")
-    page.wait_for_timeout(300)
-    assert asked[-1] == f"Terminate task {running.batch_id}?"
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation() as posted:
+        page.click("#task-summary button:has-text('Terminate')")
+    assert posted.value.ok, posted.value.status
+    page.wait_for_function("() => document.querySelector('#task-summary .badge').textContent.trim() === 'failed'",
+                           timeout=15_000)
 
     # The jobs list, and switching account with its select (a plain form, no htmx).
     page = open_page(owner, "/")

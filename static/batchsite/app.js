@@ -155,10 +155,23 @@
 
   // --- what inline handlers would do ----------------------------------------------------
 
+  // The page's CSRF token, the one htmx sends with every request (hx-headers on <body>).
+  function pageToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (err) { return null; }
+  }
+
   // Delegated from the document, so forms and selects that live updates swap in work too.
   document.addEventListener("submit", function (e) {
-    var question = e.target.dataset && e.target.dataset.confirm;
-    if (question && !window.confirm(question)) e.preventDefault();
+    var form = e.target;
+    var question = form.dataset && form.dataset.confirm;
+    if (question && !window.confirm(question)) { e.preventDefault(); return; }
+    // Fragments the live socket swaps in are rendered without a request, so their forms
+    // carry no CSRF token: give a plain POST form the page's own.
+    if (form.method === "post" && !form.querySelector("input[name=csrfmiddlewaretoken]") && pageToken()) {
+      var input = document.createElement("input");
+      input.type = "hidden"; input.name = "csrfmiddlewaretoken"; input.value = pageToken();
+      form.appendChild(input);
+    }
   }, true);
 
   document.addEventListener("change", function (e) {
