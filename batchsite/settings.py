@@ -87,6 +87,8 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    "axes",  # login throttling (see "Web hardening" below)
+    "csp",
     "batchapi",
     "accounts",
     "jobs",
@@ -105,6 +107,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "batchsite.csp.ContentSecurityPolicyMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as axes asks: it turns a lockout into the lockout page
 ]
 
 ROOT_URLCONF = "batchsite.urls"
@@ -254,6 +258,76 @@ BATCHSITE_MAX_RESULTS = 1000
 BATCHSITE_MAX_TASKS_PER_COLLECTION = 100
 BATCHSITE_MAX_COLLECTION_BYTES = 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+
+# --- Web hardening ----------------------------------------------------------------
+# Login throttling (django-axes, database handler: works on SQLite and PostgreSQL,
+# no server to run). Failures count per username *and* address: a guesser is stopped
+# after a few tries, yet nobody can lock the admin out from elsewhere by failing on
+# purpose, and a shared address (NAT) does not lock out its other users. Behind a
+# reverse proxy start daphne with --proxy-headers so the address is the client's (the
+# proxy must overwrite X-Forwarded-For: an address the client picks limits nothing).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out login before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("BATCHSITE_LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = env_int("BATCHSITE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("BATCHSITE_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Attempts made while locked out are refused without being written down: the lockout
+# ends a fixed time after the last counted failure, and hammering the form cannot
+# grow a row or keep the database busy.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Only failures are kept (and pruned as they expire); a row for every successful
+# login would grow without bound, and every test login would write one.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False  # no start-up banner on every manage.py command; failures are still logged
+
+# Content-Security-Policy (django-csp 4). Scripts only from this site: no inline
+# script, no eval (htmx is told not to eval either, see base.html). Styles allow
+# 'unsafe-inline': plotly.js adds <style> elements as it draws, DRF's browsable API
+# has an inline <style> (its code colours), and the progress bars' widths are style
+# attributes, in fragments htmx swaps in too (with style-src 'self' alone the browser
+# test counted ~80 violations from these three). A style cannot run code, and
+# script-src stays strict. connect-src: 'self' covers
+# the page's own ws:/wss: socket in current browsers; older ones need the host
+# spelled out, which batchsite/csp.py adds for the request's own host.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Behind https (a reverse proxy that terminates TLS, say). Off by default: the
+# embedded set-up is plain http on 127.0.0.1, where secure cookies would never be sent.
+BATCHSITE_HTTPS = env_bool("BATCHSITE_HTTPS", False)
+SESSION_COOKIE_SECURE = BATCHSITE_HTTPS
+CSRF_COOKIE_SECURE = BATCHSITE_HTTPS
+# Browsers remember HSTS: once on, the site is https-only for them for this long.
+SECURE_HSTS_SECONDS = env_int("BATCHSITE_HSTS_SECONDS", 365 * 24 * 3600) if BATCHSITE_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("BATCHSITE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("BATCHSITE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = BATCHSITE_HTTPS and env_bool("BATCHSITE_SSL_REDIRECT", False)
+# Only when told: a proxy that sets this header (and strips it from clients) makes a
+# request count as https; trusting it without such a proxy lets any client claim https.
+_proxy_ssl_header = env_str("BATCHSITE_PROXY_SSL_HEADER")  # e.g. X-Forwarded-Proto
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# Always on (Django's defaults, spelled out so a reader sees them).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {
     "version": 1,

@@ -143,7 +143,7 @@ def main():
                 time.sleep(0.25 + random.random() * 0.2)  # apart, and at random phase to the watcher's poll
                 services.claim_tasks(node_id="bench", limit=1)  # commits when it returns
                 committed = time.time() * 1000
-                page.wait_for_function(f"window.__changes.some(c => c[0] === '{step}')", timeout=10_000)
+                page.wait_for_function(f"() => window.__changes.some(c => c[0] === '{step}')", timeout=10_000)
                 shown = page.evaluate(f"window.__changes.find(c => c[0] === '{step}')[1]")
                 latencies.append(shown - committed)
             latencies.sort()

@@ -97,13 +97,13 @@ def main():
             page = context.new_page()
             t0 = time.perf_counter()
             page.goto(server.url + "/jobs/big-log/tasks/chatty/", wait_until="commit")
-            page.wait_for_function("document.getElementById('stdout-body') && "
+            page.wait_for_function("() => document.getElementById('stdout-body') && "
                                    "document.getElementById('stdout-body').textContent.includes('THE LAST LINE')")
             first_screen = time.perf_counter() - t0
             shown = page.evaluate("document.getElementById('stdout-body').textContent.length")
             t0 = time.perf_counter()
             page.click("#stdout-body button.earlier")
-            page.wait_for_function("document.querySelectorAll('#stdout-body button.earlier').length === 1 && "
+            page.wait_for_function("() => document.querySelectorAll('#stdout-body button.earlier').length === 1 && "
                                    "document.getElementById('stdout-body').textContent.length > %d" % (shown * 1.5))
             earlier = time.perf_counter() - t0
             after = memory(server.proc.pid)

@@ -91,6 +91,41 @@ def logged_in_context(playwright, user, url: str):
     return browser, context
 
 
+# Runs in every page of a watched context before its own scripts (DevTools injects it,
+# so the policy does not apply to it) and reports each violation to the test.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => window.__cspViolation(
+    `${location.pathname}: ${e.effectiveDirective} blocked ${e.blockedURI || "inline"} `
+    + `(${e.sourceFile || "?"}:${e.lineNumber}) ${e.sample || ""}`), true);
+"""
+
+
+def watch_policy(context) -> list[str]:
+    """Violations of the Content-Security-Policy in any page of `context`, as they happen.
+
+    Both the securitypolicyviolation events and the console's own errors about the
+    policy (an invalid source, an eval refused) are collected.
+    """
+    seen: list[str] = []
+    context.expose_binding("__cspViolation", lambda source, text: seen.append(text))
+    context.add_init_script(REPORT_VIOLATIONS)
+
+    def about_the_policy(text: str) -> bool:
+        return "Content Security Policy" in text or "Content-Security-Policy" in text
+
+    def on_console(message):
+        if about_the_policy(message.text):
+            seen.append(f"console {message.type}: {message.text}")
+
+    def on_error(error):
+        if about_the_policy(str(error.error)):
+            seen.append(f"page error: {error.error}")
+
+    context.on("console", on_console)
+    context.on("weberror", on_error)
+    return seen
+
+
 def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

@@ -12,11 +12,12 @@ import time
 
 import pytest
 
+from jobs.models import Job
 from tasks import counts
 from tasks import services as task_services
 from tasks.models import Task
 
-from .browser import CHROMIUM, CHROMIUM_ARGS, Server, browser_missing, screenshot, session_cookie
+from .browser import CHROMIUM, CHROMIUM_ARGS, Server, browser_missing, screenshot, session_cookie, watch_policy
 from .conftest import worker_env
 from .helpers import add, make_job
 
@@ -68,13 +69,24 @@ def chromium():
 
 
 @pytest.fixture
-def open_page(chromium, server):
-    """A page of a fresh browser context, logged in as `user` (or anonymous when None)."""
-    contexts = []
+def violations():
+    """Content-Security-Policy violations seen by any page a test opens: none is allowed."""
+    seen: list[str] = []
+    yield seen
+    assert seen == []
+
+
+@pytest.fixture
+def open_page(chromium, server, violations):
+    """A page of a fresh browser context, logged in as `user` (or anonymous when None).
+
+    Every page is watched for violations of the Content-Security-Policy while the test runs.
+    """
+    opened = []  # (context, the violations seen in it)
 
     def open_(user, path: str, width: int = 1280):
         context = chromium.new_context(viewport={"width": width, "height": 900})
-        contexts.append(context)
+        opened.append((context, watch_policy(context)))
         if user is not None:
             context.add_cookies([session_cookie(user, server.url)])
         page = context.new_page()
@@ -82,7 +94,10 @@ def open_page(chromium, server):
         return page
 
     yield open_
-    for context in contexts:
+    for context, seen in opened:
+        for page in context.pages:
+            page.wait_for_timeout(200)  # reports still on their way arrive while Playwright waits
+        violations.extend(seen)
         context.close()
 
 
@@ -116,7 +131,7 @@ def test_the_job_page_follows_a_job_to_its_end_without_a_reload(open_page, owner
     # The counts moved on screen step by step, not once at the end.
     assert len(seen) >= 4, seen
     assert page.evaluate("window.__notReloaded") is True
-    page.wait_for_function("document.getElementById('count-completed').textContent.trim() === '45'")
+    page.wait_for_function("() => document.getElementById('count-completed').textContent.trim() === '45'")
     time.sleep(0.5)  # a last update may be on its way; the final one must equal the stored counts
     assert dom_counts(page) == counts.read(job.pk).as_dict() == counts.actual(job.pk).as_dict()
     assert dom_counts(page)["failed"] == 5
@@ -126,7 +141,7 @@ def test_the_job_page_follows_a_job_to_its_end_without_a_reload(open_page, owner
     points = page.evaluate("document.getElementById('timeline-chart').data[0].x.length")
     assert points >= 4
     page.wait_for_selector("#histogram-chart .main-svg")
-    page.wait_for_function("document.getElementById('histogram-chart').data[0].y.reduce((a, b) => a + b, 0) > 0",
+    page.wait_for_function("() => document.getElementById('histogram-chart').data[0].y.reduce((a, b) => a + b, 0) > 0",
                            timeout=15_000)
     assert "failed" in page.inner_text("#task-table")
     screenshot(page, "job-page")
@@ -177,13 +192,13 @@ def test_the_stdout_viewer_shows_lines_as_they_are_printed(open_page, owner, sta
     wait_live(page)
     first = page.inner_text("#stdout-body")
     assert "line 049" not in first
-    page.wait_for_function("document.getElementById('stdout-body').textContent.includes('line 049')",
+    page.wait_for_function("() => document.getElementById('stdout-body').textContent.includes('line 049')",
                            timeout=30_000)
     text = page.inner_text("#stdout-body")
     lines = [line for line in text.splitlines() if line.startswith("line ")]
     assert lines == [f"line {i:03d} of the running task" for i in range(50)]  # each once, in order
     assert page.evaluate("window.__notReloaded") is True
-    page.wait_for_function("document.querySelector('#task-summary .badge').textContent.trim() === 'succeeded'",
+    page.wait_for_function("() => document.querySelector('#task-summary .badge').textContent.trim() === 'succeeded'",
                            timeout=15_000)
     screenshot(page, "task-page")
 
@@ -199,15 +214,15 @@ def test_rerunning_a_failed_task_from_the_page_changes_its_state_live(open_page,
     page = open_page(owner, "/jobs/rerun/")
     wait_live(page)
     row = f"#task-{task.pk}"
-    page.wait_for_function(f"document.querySelector('{row}').textContent.includes('failed')", timeout=30_000)
+    page.wait_for_function(f"() => document.querySelector('{row}').textContent.includes('failed')", timeout=30_000)
     assert "7" in page.inner_text(row)
 
     page.check(f"#select-{task.pk}")
     page.click("button[name=action][value=rerun]")
-    page.wait_for_function(f"document.querySelector('{row}').textContent.includes('succeeded')", timeout=30_000)
+    page.wait_for_function(f"() => document.querySelector('{row}').textContent.includes('succeeded')", timeout=30_000)
     assert page.evaluate("window.__notReloaded") is True
     assert re.search(r"1 failed task\(s\) will run again", page.inner_text("#messages"))
-    page.wait_for_function("document.getElementById('count-succeeded').textContent.trim() === '1'")
+    page.wait_for_function("() => document.getElementById('count-succeeded').textContent.trim() === '1'")
     assert Task.objects.get(pk=task.pk).result == "success"
 
 
@@ -244,10 +259,10 @@ def test_a_page_catches_up_by_itself_after_the_server_restarts(open_page, owner,
     server.start()
     # ...are on screen once it reconnects, without a reload.
     page.wait_for_selector("#live.on", timeout=30_000)
-    page.wait_for_function("document.getElementById('count-failed').textContent.trim() === '1'", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('count-failed').textContent.trim() === '1'", timeout=10_000)
     assert dom_counts(page) == counts.read(job.pk).as_dict() == {
         "active": 1, "running": 1, "completed": 1, "succeeded": 0, "failed": 1}
-    page.wait_for_function(f"document.querySelector('#task-{a.pk}').textContent.includes('TaskEnded')")
+    page.wait_for_function(f"() => document.querySelector('#task-{a.pk}').textContent.includes('TaskEnded')")
     assert page.evaluate("window.__notReloaded") is True
 
 
@@ -270,3 +285,101 @@ def test_a_socket_reaches_only_the_jobs_of_the_account_shown(open_page, django_u
     page.goto(page.url.replace("/jobs/beta-job/", "/"))
     wait_live(page)
     assert "beta-job" in page.inner_text("main") and "alpha-job" not in page.inner_text("main")
+
+
+def test_a_button_of_a_summary_the_socket_swapped_in_still_posts(open_page, owner):
+    """The live socket renders fragments without a request, so without a CSRF token."""
+    job = make_job("swapped")
+    add(job, "a")
+    page = open_page(owner, "/jobs/swapped/")
+    wait_live(page)  # on connect the socket sends the summary, buttons and all
+    with page.expect_navigation() as posted:
+        page.click("#job-summary button:has-text('Disable')")
+    assert posted.value.ok, posted.value.status
+    assert Job.objects.get(pk=job.pk).state in {"disabling", "disabled"}
+
+
+def test_no_page_violates_the_content_security_policy(open_page, owner, admin_user, violations):
+    """Every kind of page, with what runs on it: charts, live updates, log viewers, htmx
+    forms, confirmations, the admin's widgets and the browsable API."""
+    from accounts.models import BatchAccount, Membership, Role
+
+    job = make_job("csp-job", display_name="charts and live updates")
+    add(job, *[f"t-{i:02d}" for i in range(12)])
+    done = task_services.claim_tasks(node_id="csp-node", limit=8)
+    task_services.finish_tasks([task_services.RunEnd(t, t.attempt, 0 if i % 4 else 2) for i, t in enumerate(done)])
+    running = task_services.claim_tasks(node_id="csp-node", limit=1)[0]
+    Membership.objects.create(user=owner, account=BatchAccount.objects.create(name="second"), role=Role.VIEWER)
+
+    def policy_of(response) -> str:
+        header = response.headers.get("content-security-policy", "")
+        assert "script-src 'self'" in header and "unsafe-eval" not in header, (response.url, header)
+        return header
+
+    # The job page: four Plotly charts, a live update, an htmx filter, a confirmation.
+    page = open_page(owner, "/jobs/csp-job/")
+    policy_of(page.reload())
+    wait_live(page)
+    for chart in ("timeline", "share", "histogram", "scatter"):
+        page.wait_for_selector(f"#{chart}-chart .main-svg", timeout=15_000)
+    page.wait_for_function("() => document.getElementById('scatter-chart').data[0].x.length === 6", timeout=15_000)
+    task_services.claim_tasks(node_id="csp-node", limit=1)  # one more runs: pushed to the page
+    page.wait_for_function("() => document.getElementById('count-running').textContent.trim() === '2'", timeout=15_000)
+    page.select_option("select[name=state]", "running")  # submits through htmx, no reload
+    page.wait_for_function("() => document.querySelectorAll('#task-table tr[data-pk]').length === 2")
+    assert page.evaluate("window.__notReloaded") is True and "state=running" in page.url
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.click("#job-summary button:has-text('Delete')")
+    page.wait_for_timeout(300)
+    assert asked == ["Delete job csp-job with all its tasks and files?"]
+    assert page.evaluate("window.__notReloaded") is True  # dismissed: nothing was sent
+
+    # The task page: log viewers, live socket, a confirmed terminate.
+    page = open_page(owner, f"/jobs/csp-job/tasks/{running.batch_id}/")
+    policy_of(page.reload())
+    wait_live(page)
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation() as posted:
+        page.click("#task-summary button:has-text('Terminate')")
+    assert posted.value.ok, posted.value.status
+    page.wait_for_function("() => document.querySelector('#task-summary .badge').textContent.trim() === 'failed'",
+                           timeout=15_000)
+
+    # The jobs list, and switching account with its select (a plain form, no htmx).
+    page = open_page(owner, "/")
+    policy_of(page.reload())
+    wait_live(page)
+    with page.expect_navigation():
+        page.select_option("select[name=account]", "second")
+    assert page.input_value("select[name=account]") == "second" and "csp-job" not in page.inner_text("main")
+
+    # The browsable API in a logged-in browser.
+    page = open_page(owner, "/batch/jobs")
+    policy_of(page.reload())
+    assert "Django REST framework" in page.title() or page.locator(".response-info").count() == 1
+
+    # The admin: index, a change list, a change form with its widgets.
+    for path in ("/admin/", "/admin/jobs/job/", f"/admin/jobs/job/{job.pk}/change/",
+                 f"/admin/tasks/task/{running.pk}/change/"):
+        page = open_page(admin_user, path)
+        policy_of(page.reload())
+        assert page.locator("#content").count() == 1, path
+
+    # The login page, a real login through it, and the lockout page.
+    page = open_page(None, "/accounts/login/")
+    policy_of(page.reload())
+    page.fill("#id_username", "owner")
+    page.fill("#id_password", "owner-password-1")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    assert page.url.endswith("/")
+    page = open_page(None, "/admin/login/")
+    for i in range(5):
+        page.fill("#id_username", "nobody")
+        page.fill("#id_password", f"wrong-{i}")
+        with page.expect_navigation():
+            page.click("input[type=submit]")
+    assert "Too many failed logins" in page.inner_text("main")
+    screenshot(page, "locked-out")
+

@@ -1,6 +1,8 @@
 // Batchsite dashboard glue. The server renders every fragment; this file only
 // (1) tells the live socket what the page shows, (2) feeds Plotly the numbers the
-// fragments carry, and (3) keeps log viewers scrolled while they follow.
+// fragments carry, (3) keeps log viewers scrolled while they follow, and (4) does
+// what inline handlers would (the Content-Security-Policy allows no inline script):
+// forms with data-confirm ask first, selects with data-submit-on-change submit.
 (function () {
   "use strict";
   var socket = null;
@@ -114,7 +116,10 @@
     }
     if (scatter) {
       function trace(points, name, symbol) {
-        return { type: "scattergl", mode: "markers", name: name, x: points.map(function (p) { return p[0]; }),
+        // SVG "scatter", not "scattergl": WebGL traces compile their shaders with
+        // Function(), which a script-src without 'unsafe-eval' refuses. The server
+        // sends at most ~2,000 points, which SVG draws well.
+        return { type: "scatter", mode: "markers", name: name, x: points.map(function (p) { return p[0]; }),
                  y: points.map(function (p) { return p[1]; }), text: points.map(function (p) { return p[2]; }),
                  marker: { color: COLORS[name], size: 6, symbol: symbol, opacity: 0.75 },
                  hovertemplate: "%{text}<br>%{y:.2f} s<extra></extra>" };
@@ -145,6 +150,33 @@
     }
     if (e.target.id === "select-all") {
       document.querySelectorAll("#task-table input[name=task]").forEach(function (box) { box.checked = e.target.checked; });
+    }
+  });
+
+  // --- what inline handlers would do ----------------------------------------------------
+
+  // The page's CSRF token, the one htmx sends with every request (hx-headers on <body>).
+  function pageToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (err) { return null; }
+  }
+
+  // Delegated from the document, so forms and selects that live updates swap in work too.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    var question = form.dataset && form.dataset.confirm;
+    if (question && !window.confirm(question)) { e.preventDefault(); return; }
+    // Fragments the live socket swaps in are rendered without a request, so their forms
+    // carry no CSRF token: give a plain POST form the page's own.
+    if (form.method === "post" && !form.querySelector("input[name=csrfmiddlewaretoken]") && pageToken()) {
+      var input = document.createElement("input");
+      input.type = "hidden"; input.name = "csrfmiddlewaretoken"; input.value = pageToken();
+      form.appendChild(input);
+    }
+  }, true);
+
+  document.addEventListener("change", function (e) {
+    if (e.target.hasAttribute && e.target.hasAttribute("data-submit-on-change") && e.target.form) {
+      e.target.form.requestSubmit();  // a submit event: htmx-driven forms stay htmx requests
     }
   });
 

@@ -2,7 +2,9 @@ import os
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
 from accounts.models import Membership, Role, default_account
@@ -10,7 +12,8 @@ from accounts.models import Membership, Role, default_account
 
 class Command(BaseCommand):
     help = ("Make sure an admin user and the default Batch account exist. The password comes from "
-            "BATCHSITE_ADMIN_PASSWORD, else a random one is made and printed once. Prints the user's API "
+            "BATCHSITE_ADMIN_PASSWORD (which must pass the password validators), else a random one is made "
+            "and printed once. Prints the user's API "
             "token and the account's name and key.")
 
     def add_arguments(self, parser):
@@ -20,9 +23,21 @@ class Command(BaseCommand):
         User = get_user_model()
         user = User.objects.filter(username=username).first()
         if user is None:
-            password = os.environ.get("BATCHSITE_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+            from_env = os.environ.get("BATCHSITE_ADMIN_PASSWORD")
+            if from_env:
+                # The same validators as every other password: an environment variable is
+                # no reason to let "1" guard the admin.
+                try:
+                    validate_password(from_env, user=User(username=username))
+                except ValidationError as error:
+                    raise CommandError(
+                        f"BATCHSITE_ADMIN_PASSWORD is not accepted for the admin user {username!r}: "
+                        + " ".join(error.messages)
+                        + " Set a stronger one, or unset it to get a random password printed once."
+                    ) from None
+            password = from_env or secrets.token_urlsafe(12)
             user = User.objects.create_superuser(username=username, email="", password=password)
-            shown = "(from BATCHSITE_ADMIN_PASSWORD)" if os.environ.get("BATCHSITE_ADMIN_PASSWORD") else password
+            shown = "(from BATCHSITE_ADMIN_PASSWORD)" if from_env else password
             self.stdout.write(f"  admin user:  {username}")
             self.stdout.write(f"  password:    {shown}   <- shown this once; keep it")
         else:
