@@ -7,7 +7,6 @@ Headless Chromium (Debian's) is driven by Playwright. Each test commits its data
 import os
 import re
 import shlex
-import sys
 import time
 
 import pytest
@@ -19,7 +18,7 @@ from tasks.models import Task
 
 from .browser import CHROMIUM, CHROMIUM_ARGS, Server, browser_missing, screenshot, session_cookie, watch_policy
 from .conftest import worker_env
-from .helpers import add, make_job
+from .helpers import TASK_PYTHON, add, make_job
 
 # Playwright's sync API keeps an event loop in this thread; the ORM calls of the
 # test itself are still plain synchronous calls.
@@ -34,7 +33,7 @@ FIELDS = ("active", "running", "completed", "succeeded", "failed")
 
 def py(program: str) -> str:
     """A command line running a small Python program (no shell: the worker splits it with shlex)."""
-    return shlex.join([sys.executable, "-u", "-c", program])
+    return shlex.join([TASK_PYTHON, "-u", "-c", program])
 
 
 @pytest.fixture(scope="module")
