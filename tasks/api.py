@@ -123,8 +123,9 @@ class AddTaskCollectionView(BatchView):
         # enum's values, "clienterror" / "servererror" (azure-batch 15 and the CLI's SDK
         # exactly; msrest-era SDKs without case): spelt so, the SDK's create_tasks retries
         # server errors and reports client errors, as it does against Azure.
-        return {"status": "clienterror" if error.status < 500 else "servererror", "taskId": task_id or "",
-                "error": body}
+        # An id that is not a string is reported as none: taskId is a string on the wire.
+        return {"status": "clienterror" if error.status < 500 else "servererror",
+                "taskId": task_id if isinstance(task_id, str) else "", "error": body}
 
 
 @extend_schema_view(get=schema.GET_TASK, put=schema.UPDATE_TASK, delete=schema.DELETE_TASK)
