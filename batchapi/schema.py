@@ -47,9 +47,15 @@ def moment(description: str = "") -> dict:
     return string(description, format="date-time")
 
 
+# ISO 8601 durations as batchapi.wire reads them: days and time, no sign. (Not format "duration":
+# validators of that refuse .NET's 7-digit fractions, as in Batch's "no limit".)
+_NUMBER = "[0-9]+([.,][0-9]+)?"
+DURATION_PATTERN = f"^[Pp]({_NUMBER}[Dd])?([Tt]({_NUMBER}[Hh])?({_NUMBER}[Mm])?({_NUMBER}[Ss])?)?$"
+
+
 def duration(description: str = "") -> dict:
-    # No format "duration": validators refuse .NET's 7-digit fractions, as in Batch's "no limit".
-    return string(description or "An ISO 8601 duration such as PT1H30M; P10675199DT2H48M5.4775807S means no limit.")
+    return string(description or "An ISO 8601 duration such as PT1H30M; P10675199DT2H48M5.4775807S means no limit.",
+                  pattern=DURATION_PATTERN)
 
 
 def integer(description: str = "", **more) -> dict:

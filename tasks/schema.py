@@ -34,25 +34,31 @@ from batchapi.schema import (
     string,
 )
 
+from . import staging
 from .models import TaskResult, TaskState
 from .serializers import TaskAddSerializer, TaskUpdateSerializer
 
 TAG, FILES_TAG = "Tasks", "Files"
 ANY_OBJECT = {"type": "object", "additionalProperties": {}}
 
-RESOURCE_FILE = component("ResourceFile", obj({
-    "httpUrl": string("An http(s) URL to download.", format="uri"),
+SOURCES = ("httpUrl", "storageContainerUrl", "autoStorageContainerName")
+RESOURCE_FILE = component("ResourceFile", {**obj({
+    "httpUrl": string("An http(s) URL to download.", format="uri", minLength=1),
     "storageContainerUrl": string("A container of Batchsite's storage (its name, storage://name or a URL "
-                                  "whose path starts with it): all its blobs are downloaded."),
-    "autoStorageContainerName": string("A container of Batchsite's storage, by name."),
+                                  "whose path starts with it): all its blobs are downloaded.", minLength=1),
+    "autoStorageContainerName": string("A container of Batchsite's storage, by name.",
+                                       pattern=staging.CONTAINER_NAME.pattern),
     "blobPrefix": string("With a container: only the blobs whose names start with this."),
-    "filePath": string("Where to put it, relative to the task's working directory (needed with httpUrl)."),
+    "filePath": string("Where to put it, relative to the task's working directory (needed with httpUrl).",
+                       minLength=1),
     "fileMode": string("An octal mode such as 0755.", pattern="^0?[0-7]{3}$"),
-}, description="A file to download before the task runs: exactly one of httpUrl, storageContainerUrl and "
-               "autoStorageContainerName."))
+}, description="A file to download before the task runs: exactly one of httpUrl (with filePath), "
+               "storageContainerUrl and autoStorageContainerName."),
+    "oneOf": [{"required": ["httpUrl", "filePath"]}, {"required": ["storageContainerUrl"]},
+              {"required": ["autoStorageContainerName"]}]})
 OUTPUT_FILE = component("OutputFile", obj({
     "filePattern": string("Files to upload after the task, relative to its working directory (may start with "
-                          "../ for the task directory); * ** ? and [] match."),
+                          "../ for the task directory); * ** ? and [] match.", minLength=1),
     "destination": obj({"container": obj({
         "containerUrl": string("The container (name, storage://name or URL)."),
         "path": string("The blob, or the folder of the blobs, in the container."),

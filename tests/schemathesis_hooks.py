@@ -1,9 +1,10 @@
 """Hooks for the schemathesis CLI run by tests/test_openapi_schemathesis.py (SCHEMATHESIS_HOOKS).
 
 The check: every error answer comes in Batch's shape. The before_call hook: a valid case's path
-names objects that exist (test_openapi_schemathesis.LiveBatch makes them), so it reaches the views'
-logic instead of stopping at 404; what destroys its target (Delete Job, Terminate Job, Delete Task)
-takes a fresh one each time, so the others stay usable for the rest of the run.
+names objects that exist (test_openapi_schemathesis's live_batch makes them) and its account header
+the user's account, so it reaches the views' logic instead of stopping at 404 or 403; what destroys
+its target (Delete Job, Terminate Job, Delete Task) takes a fresh one each time, so the others stay
+usable for the rest of the run.
 """
 
 import zlib
@@ -12,7 +13,7 @@ import schemathesis
 from schemathesis import GenerationMode
 from schemathesis.core.parameters import ParameterLocation
 
-JOB_ID, TASK_ID = "job", "task"
+ACCOUNT, JOB_ID, TASK_ID = "batchsite", "job", "task"  # the account: the test user's only one
 FILES = ("stdout.txt", "wd/out/result.csv")
 # As many as valid cases of one operation can use (generation's max-examples).
 DOOMED = 25
@@ -39,10 +40,16 @@ def batch_error_shape(ctx, response, case):
     return None
 
 
+def valid(case, location: ParameterLocation) -> bool:
+    component = case.meta.components.get(location) if case.meta else None
+    return component is not None and component.mode == GenerationMode.POSITIVE
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    path = case.meta.components.get(ParameterLocation.PATH) if case.meta else None
-    if path is None or path.mode != GenerationMode.POSITIVE:
+    if valid(case, ParameterLocation.HEADER) and case.headers and "batchsite-account" in case.headers:
+        case.headers["batchsite-account"] = ACCOUNT  # an account the user is a member of
+    if not valid(case, ParameterLocation.PATH):
         return  # an invalid path stays as generated
     params = case.path_parameters
     params["jobId"] = JOB_ID

@@ -196,3 +196,17 @@ def test_a_logged_in_user_gets_the_swagger_ui_with_no_inline_script_or_style_and
     assert '"/api/schema/"' in script.content.decode()
     for asset in (s for s in sources if s.startswith("/static/")):
         assert client.get(asset).status_code == 200, asset
+
+
+@pytest.mark.parametrize("text", ["PT1H30M", "P1D", "PT0.5S", "pt2h", "P1DT30M", "PT0S", "P10675199DT2H48M5.4775807S",
+                                  "1H", "-PT1H", "P1W", "P1Y", "PT1H30", "P", "T1H", ""])
+def test_the_duration_pattern_accepts_what_the_api_reads(text):
+    from batchapi.schema import DURATION_PATTERN
+    from batchapi.wire import parse_wire_duration
+
+    try:
+        parse_wire_duration(text)
+        readable = True
+    except ValueError:
+        readable = False
+    assert bool(re.match(DURATION_PATTERN, text)) == readable

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from rest_framework.authtoken.models import Token
 
+from accounts.models import default_account
 from tasks.files import task_dir
 
 from . import schemathesis_hooks as hooks
@@ -31,6 +32,7 @@ OPERATIONS = 22
 @pytest.fixture
 def live_batch(server, owner) -> str:
     """What valid cases aim at (the job, its task and files, jobs and tasks to destroy); the token."""
+    assert default_account().name == hooks.ACCOUNT  # make_job's account, the owner's
     job = make_job(hooks.JOB_ID, job_preparation_task={"commandLine": "/bin/true"})
     # `anchor` stays active, so the job never completes by itself (onAllTasksComplete).
     task, _anchor, *_doomed = add(job, hooks.TASK_ID, "anchor", *hooks.DOOMED_TASKS)
