@@ -41,31 +41,49 @@ from .serializers import TaskAddSerializer, TaskUpdateSerializer
 TAG, FILES_TAG = "Tasks", "Files"
 ANY_OBJECT = {"type": "object", "additionalProperties": {}}
 
-SOURCES = ("httpUrl", "storageContainerUrl", "autoStorageContainerName")
-RESOURCE_FILE = component("ResourceFile", {**obj({
-    "httpUrl": string("An http(s) URL to download.", format="uri", minLength=1),
+RESOURCE_FILE_PROPERTIES = {
+    "httpUrl": string("An http(s) URL to download.", format="uri"),
     "storageContainerUrl": string("A container of Batchsite's storage (its name, storage://name or a URL "
-                                  "whose path starts with it): all its blobs are downloaded.", minLength=1),
-    "autoStorageContainerName": string("A container of Batchsite's storage, by name.",
-                                       pattern=staging.CONTAINER_NAME.pattern),
+                                  "whose path starts with it): all its blobs are downloaded."),
+    "autoStorageContainerName": string("A container of Batchsite's storage, by name."),
     "blobPrefix": string("With a container: only the blobs whose names start with this."),
-    "filePath": string("Where to put it, relative to the task's working directory (needed with httpUrl).",
-                       minLength=1),
+    "filePath": string("Where to put it, relative to the task's working directory (needed with httpUrl)."),
     "fileMode": string("An octal mode such as 0755.", pattern="^0?[0-7]{3}$"),
-}, description="A file to download before the task runs: exactly one of httpUrl (with filePath), "
-               "storageContainerUrl and autoStorageContainerName."),
-    "oneOf": [{"required": ["httpUrl", "filePath"]}, {"required": ["storageContainerUrl"]},
-              {"required": ["autoStorageContainerName"]}]})
-OUTPUT_FILE = component("OutputFile", obj({
+}
+OUTPUT_FILE_PROPERTIES = {
     "filePattern": string("Files to upload after the task, relative to its working directory (may start with "
-                          "../ for the task directory); * ** ? and [] match.", minLength=1),
+                          "../ for the task directory); * ** ? and [] match."),
     "destination": obj({"container": obj({
         "containerUrl": string("The container (name, storage://name or URL)."),
         "path": string("The blob, or the folder of the blobs, in the container."),
     }, required=("containerUrl",))}, required=("container",)),
     "uploadOptions": obj({"uploadCondition": enum(("tasksuccess", "taskfailure", "taskcompletion"))},
                          required=("uploadCondition",)),
-}, required=("filePattern", "destination", "uploadOptions"), description="Files to upload once the task ends."))
+}
+
+
+def nonempty(schema: dict, **more) -> dict:
+    return {**schema, "minLength": 1, **more}
+
+
+# What Add Task accepts ...
+RESOURCE_FILE = component("ResourceFile", {**obj({
+    **RESOURCE_FILE_PROPERTIES,
+    "httpUrl": nonempty(RESOURCE_FILE_PROPERTIES["httpUrl"]),
+    "storageContainerUrl": nonempty(RESOURCE_FILE_PROPERTIES["storageContainerUrl"]),
+    "autoStorageContainerName": nonempty(RESOURCE_FILE_PROPERTIES["autoStorageContainerName"],
+                                         pattern=staging.CONTAINER_NAME.pattern),
+    "filePath": nonempty(RESOURCE_FILE_PROPERTIES["filePath"]),
+}, description="A file to download before the task runs: exactly one of httpUrl (with filePath), "
+               "storageContainerUrl and autoStorageContainerName."),
+    "oneOf": [{"required": ["httpUrl", "filePath"]}, {"required": ["storageContainerUrl"]},
+              {"required": ["autoStorageContainerName"]}]})
+OUTPUT_FILE = component("OutputFile", obj({
+    **OUTPUT_FILE_PROPERTIES, "filePattern": nonempty(OUTPUT_FILE_PROPERTIES["filePattern"]),
+}, required=("filePattern", "destination"), description="Files to upload once the task ends."))
+# ... and what a task returns: the files as they were sent (an empty source left in, say).
+SENT_RESOURCE_FILE = component("ResourceFileAsSent", obj(RESOURCE_FILE_PROPERTIES))
+SENT_OUTPUT_FILE = component("OutputFileAsSent", obj(OUTPUT_FILE_PROPERTIES))
 
 
 class ResourceFilesSchema(OpenApiSerializerFieldExtension):
@@ -101,7 +119,7 @@ TASK = component("Task", obj({
                         "retentionTime": duration("How long the task's directory is kept after it completes.")}),
     "requiredSlots": integer(minimum=1),
     "dependsOn": ANY_OBJECT, "exitConditions": ANY_OBJECT,
-    "resourceFiles": array(RESOURCE_FILE), "outputFiles": array(OUTPUT_FILE),
+    "resourceFiles": array(SENT_RESOURCE_FILE), "outputFiles": array(SENT_OUTPUT_FILE),
     "userIdentity": ANY_OBJECT, "affinityInfo": ANY_OBJECT, "containerSettings": ANY_OBJECT,
     "multiInstanceSettings": ANY_OBJECT, "applicationPackageReferences": array({}),
     "authenticationTokenSettings": ANY_OBJECT,
