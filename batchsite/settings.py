@@ -84,6 +84,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as static files (no CDN)
     "channels",
     "django_htmx",
     "template_partials",
@@ -208,7 +210,42 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "batchapi.errors.batch_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+}
+
+# --- OpenAPI schema of the Batch API (drf-spectacular) ---------------------------------
+# Served at /api/schema/ (YAML, or JSON with ?format=json) and /api/docs/ (Swagger UI),
+# to logged-in users and token holders only. Only the paths below /batch are described
+# (batchapi.schema), relative to the account endpoint as Batch's own REST docs write them.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Batchsite Batch API",
+    "DESCRIPTION": (
+        "Azure Batch's REST API for jobs, tasks and task files, as Batchsite serves it. Paths are relative "
+        "to the account endpoint (/batch). Bodies are camelCase JSON; every error comes as a BatchError."
+    ),
+    "VERSION": None,  # the newest api-version, set by batchapi.schema.describe_batch
+    "OAS_VERSION": "3.0.3",
+    # Request bodies (what the serializers accept) apart from responses (what the views render).
+    "COMPONENT_SPLIT_REQUEST": True,
+    "DISABLE_DOCSTRING_DESCRIPTIONS": True,  # docstrings are written for developers, not API users
+    "SCHEMA_PATH_PREFIX": "/batch",
+    "SCHEMA_PATH_PREFIX_TRIM": True,
+    "SERVERS": [{"url": "/batch", "description": "the account endpoint of this Batchsite"}],
+    "PREPROCESSING_HOOKS": ["batchapi.schema.batch_operations_only"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "batchapi.schema.describe_batch"],
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # A task's token reaches its own job only, not the documentation.
+    "SERVE_AUTHENTICATION": [
+        "rest_framework.authentication.TokenAuthentication",
+        "accounts.shared_key.SharedKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": False},
 }
 
 # --- Batch ------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Azure Batch job operations: /jobs, /jobs/{jobId}, terminate, disable, enable, taskcounts."""
 
 from django.db.models.functions import Lower
+from drf_spectacular.utils import extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -14,7 +15,7 @@ from tasks import counts
 from tasks.models import NodeTask, NodeTaskKind
 from tasks.serializers import node_task_info
 
-from . import services
+from . import schema, services
 from .models import Job
 from .serializers import (
     FILTERS,
@@ -46,6 +47,7 @@ def selection(select_text: str | None, expand_text: str | None) -> tuple[list[st
     return parse_select(select_text, known, NESTED), with_stats
 
 
+@extend_schema_view(get=schema.LIST_JOBS, post=schema.ADD_JOB)
 class JobListView(BatchView):
     def get(self, request):
         page = Page(request, path=request.path)
@@ -66,6 +68,7 @@ class JobListView(BatchView):
         return self.entity_headers(response, job, location=f"{self.base_url()}/jobs/{job.batch_id}")
 
 
+@extend_schema_view(get=schema.GET_JOB, patch=schema.PATCH_JOB, put=schema.REPLACE_JOB, delete=schema.DELETE_JOB)
 class JobDetailView(BatchView):
     def get(self, request, job_id):
         select_text = request.query_params.get("$select")
@@ -96,6 +99,7 @@ class JobDetailView(BatchView):
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema_view(post=schema.TERMINATE_JOB)
 class JobTerminateView(BatchView):
     def post(self, request, job_id):
         body = request.data if isinstance(request.data, dict) else {}
@@ -106,6 +110,7 @@ class JobTerminateView(BatchView):
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
 
 
+@extend_schema_view(post=schema.DISABLE_JOB)
 class JobDisableView(BatchView):
     def post(self, request, job_id):
         body = request.data if isinstance(request.data, dict) else {}
@@ -120,6 +125,7 @@ class JobDisableView(BatchView):
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
 
 
+@extend_schema_view(post=schema.ENABLE_JOB)
 class JobEnableView(BatchView):
     def post(self, request, job_id):
         job = self.job(job_id)
@@ -128,6 +134,7 @@ class JobEnableView(BatchView):
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
 
 
+@extend_schema_view(get=schema.PREPARATION_AND_RELEASE_STATUS)
 class JobPreparationAndReleaseStatusView(BatchView):
     """List Preparation and Release Task Status: per worker that ran the job's preparation."""
 
@@ -161,6 +168,7 @@ class JobPreparationAndReleaseStatusView(BatchView):
 NODE_TASK_FILTERS = {"nodeId": Prop("node_key", "string")}
 
 
+@extend_schema_view(get=schema.TASK_COUNTS_OF_JOB)
 class JobTaskCountsView(BatchView):
     def get(self, request, job_id):
         job = self.job(job_id, only=("pk",))

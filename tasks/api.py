@@ -2,6 +2,7 @@
 terminate, reactivate, and the task's files."""
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -13,7 +14,7 @@ from batchapi.views import BatchView, Page, max_results
 from batchapi.wire import iso, rfc1123
 from jobs.services import check_job_open
 
-from . import downloads, files, services
+from . import downloads, files, schema, services
 from .models import Task
 from .serializers import (
     FILTERS,
@@ -50,6 +51,7 @@ def selection(select_text: str | None, expand_text: str | None) -> tuple[list[st
     return parse_select(select_text, known, NESTED), with_stats
 
 
+@extend_schema_view(get=schema.LIST_TASKS, post=schema.ADD_TASK)
 class TaskListView(BatchView):
     def get(self, request, job_id):
         job = self.job(job_id, only=JOB_COLUMNS)
@@ -71,6 +73,7 @@ class TaskListView(BatchView):
         return self.entity_headers(Response(status=status.HTTP_201_CREATED), task, location=location)
 
 
+@extend_schema_view(post=schema.ADD_TASKS)
 class AddTaskCollectionView(BatchView):
     """Add Task Collection: ≤ 100 tasks and ≤ 1 MB, each task succeeding or failing on its own."""
 
@@ -117,10 +120,12 @@ class AddTaskCollectionView(BatchView):
         # enum's values, "clienterror" / "servererror" (azure-batch 15 and the CLI's SDK
         # exactly; msrest-era SDKs without case): spelt so, the SDK's create_tasks retries
         # server errors and reports client errors, as it does against Azure.
-        return {"status": "clienterror" if error.status < 500 else "servererror", "taskId": task_id or "",
-                "error": body}
+        # An id that is not a string is reported as none: taskId is a string on the wire.
+        return {"status": "clienterror" if error.status < 500 else "servererror",
+                "taskId": task_id if isinstance(task_id, str) else "", "error": body}
 
 
+@extend_schema_view(get=schema.GET_TASK, put=schema.UPDATE_TASK, delete=schema.DELETE_TASK)
 class TaskDetailView(BatchView):
     def get(self, request, job_id, task_id):
         job = self.job(job_id, only=JOB_COLUMNS)
@@ -152,24 +157,27 @@ class TaskDetailView(BatchView):
 class TaskActionView(BatchView):
     """POST …/terminate and …/reactivate: a service call, then 204 with the new ETag."""
 
-    action = None
+    service = None  # not `action`: DRF and drf-spectacular read that as a ViewSet action's name
 
     def post(self, request, job_id, task_id):
         task = get_task(self.job(job_id), task_id)
         self.unchanged(task, read=False)
-        type(self).action(task=task)
+        type(self).service(task=task)
         task.refresh_from_db(fields=["last_modified"])
         return self.entity_headers(Response(status=status.HTTP_204_NO_CONTENT), task)
 
 
+@extend_schema_view(post=schema.TERMINATE_TASK)
 class TaskTerminateView(TaskActionView):
-    action = services.terminate_task
+    service = services.terminate_task
 
 
+@extend_schema_view(post=schema.REACTIVATE_TASK)
 class TaskReactivateView(TaskActionView):
-    action = services.reactivate_task
+    service = services.reactivate_task
 
 
+@extend_schema_view(get=schema.LIST_FILES)
 class TaskFileListView(BatchView):
     def get(self, request, job_id, task_id):
         job = self.job(job_id, only=JOB_COLUMNS)
@@ -200,6 +208,7 @@ class TaskFileListView(BatchView):
         }
 
 
+@extend_schema_view(get=schema.GET_FILE, head=schema.FILE_PROPERTIES)
 class TaskFileView(BatchView):
     """Get / Get Properties of a task file. Ranged reads (ocp-range) are answered 200 with
     the slice: that is what the Batch clients expect, not 206.

@@ -80,12 +80,28 @@ def relative_path(path: str, *, may_climb: int = 0) -> PurePosixPath:
     return PurePosixPath(*parts) if parts else PurePosixPath(".")
 
 
+def _kinds(spec: dict, *, strings=(), objects=()) -> None:
+    """Batch's string and object properties are those: anything else is refused, never str()-ed or
+    looked into (a list as filePath, a string as destination)."""
+    for key in strings:
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise ValueError(f"{key} must be a string")
+    for key in objects:
+        if spec.get(key) is not None and not isinstance(spec[key], dict):
+            raise ValueError(f"{key} must be an object")
+
+
 def validate_resource_files(files: list, name: str = "resourceFiles") -> None:
     """Add Task's checks, as 400 InvalidPropertyValue naming the property."""
     for i, rf in enumerate(files):
         where = f"{name}[{i}]"
         if not isinstance(rf, dict):
             raise invalid_property(where, "must be an object")
+        try:
+            _kinds(rf, strings=("httpUrl", "storageContainerUrl", "autoStorageContainerName", "blobPrefix", "filePath",
+                                "fileMode"), objects=("identityReference",))
+        except ValueError as exc:
+            raise invalid_property(where, str(exc)) from None
         sources = [k for k in ("httpUrl", "storageContainerUrl", "autoStorageContainerName") if rf.get(k)]
         if len(sources) != 1:
             raise invalid_property(where, "exactly one of httpUrl, storageContainerUrl and "
@@ -112,6 +128,11 @@ def validate_output_files(files: list, name: str = "outputFiles") -> None:
         if not isinstance(of, dict):
             raise invalid_property(where, "must be an object")
         try:
+            _kinds(of, strings=("filePattern",), objects=("destination", "uploadOptions"))
+            _kinds(of.get("destination") or {}, objects=("container",))
+            _kinds((of.get("destination") or {}).get("container") or {}, strings=("containerUrl", "path"),
+                   objects=("identityReference",))
+            _kinds(of.get("uploadOptions") or {}, strings=("uploadCondition",))
             relative_path(str(of.get("filePattern") or ""), may_climb=1)
             if not of.get("filePattern"):
                 raise ValueError("filePattern is required")
