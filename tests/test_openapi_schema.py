@@ -72,7 +72,7 @@ def test_every_batch_route_has_its_operations_in_the_schema(schema):
     """A route added to batchapi.urls without a description fails here (and warns in generation)."""
     described = {p for _, p, _ in operations(schema)}
     batch = next(p for p in get_resolver().url_patterns if str(p.pattern) == "batch/")
-    routes = [str(p.pattern) for p in batch.url_patterns if str(p.pattern) != "^.*$"]
+    routes = [str(p.pattern) for p in batch.url_patterns if not str(p.pattern).startswith("^")]  # not the catch-all
     as_schema = {"/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: "{" + PATH_NAMES[m.group(1)] + "}", r) for r in routes}
     assert as_schema == described
 
