@@ -6,10 +6,14 @@ message.
 """
 
 
+import logging
+
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
+
+log = logging.getLogger("django.request")
 
 ODATA_ERROR_METADATA = "{base}$metadata#Microsoft.Azure.Batch.Protocol.Entities.Container.errors/@Element"
 
@@ -121,7 +125,11 @@ def batch_exception_handler(exc, context):
     elif isinstance(exc, exceptions.APIException):
         error = BatchError("InvalidRequest", str(exc.detail), exc.status_code)
     else:
-        return None  # a real bug: Django logs it and answers 500
+        # A real bug. Logged as Django would, and answered as Batch answers its own
+        # failures (clients retry a 500 InternalError; an HTML page they cannot read).
+        log.error("Internal Server Error: %s", getattr(request, "path", "?"), exc_info=exc)
+        error = BatchError("InternalError", "The server encountered an internal error. Please retry the request.",
+                           500)
     response = Response(error.body(_base_url(request)), status=error.status)
     if error.status == 401:
         response["WWW-Authenticate"] = 'Token realm="batch"'

@@ -49,7 +49,10 @@ def parse_wire_duration(text: str) -> timedelta | None:
     """An ISO 8601 duration from the wire; None means no limit. ValueError if malformed."""
     if not isinstance(text, str) or not text.upper().startswith(("P", "-P")):
         raise ValueError("expected an ISO 8601 duration such as PT1H30M")
-    value = parse_duration(text.upper())
+    try:
+        value = parse_duration(text.upper())
+    except OverflowError:  # more days than a timedelta (or Batch's TimeSpan) holds
+        raise ValueError("the duration is longer than the longest Batch accepts (about 10,675,199 days)") from None
     if value is None:
         raise ValueError("expected an ISO 8601 duration such as PT1H30M")
     if value < timedelta(0):

@@ -166,3 +166,19 @@ def test_anonymous_requests_get_401_in_the_batch_shape(anonymous, job):
 def test_a_wrong_token_gets_401(anonymous, job):
     anonymous.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
     error(anonymous.get("/batch/jobs"), 401, "AuthenticationFailed")
+
+
+def test_a_bug_is_answered_in_batch_shape_as_a_500_internal_error(api, monkeypatch, caplog):
+    """Clients retry a 500 InternalError; Django's HTML page is nothing they can read."""
+    from tasks import counts
+
+    assert api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "p"}}, format="json").status_code == 201
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(counts, "read", broken)  # fault injection: any unexpected exception in a view
+    response = api.get("/batch/jobs/j/taskcounts")
+    assert response.status_code == 500
+    assert response.json()["code"] == "InternalError" and response.json()["message"]["lang"] == "en-US"
+    assert "a bug" in caplog.text  # logged with its traceback, as Django would

@@ -195,6 +195,18 @@ KEPT_AS_SENT_WITH_NUL = [
 ]
 
 
+@pytest.mark.parametrize("duration", ["P171285182016D", "PT99999999999999999999H", "P999999999999D"])
+def test_a_duration_longer_than_any_timedelta_is_an_invalid_property_value(api, job, duration):
+    response = api.post(f"/batch/jobs/{job}/addtaskcollection", {"value": [
+        {"id": "d", "commandLine": "x", "constraints": {"maxWallClockTime": duration}}]}, format="json")
+    assert response.status_code == 200
+    [result] = response.json()["value"]
+    assert result["status"] == "clienterror" and result["error"]["code"] == "InvalidPropertyValue"
+    response = api.post(f"/batch/jobs/{job}/tasks", {"id": "d", "commandLine": "x",
+                                                      "constraints": {"maxWallClockTime": duration}}, format="json")
+    assert (response.status_code, response.json()["code"]) == (400, "InvalidPropertyValue")
+
+
 @pytest.mark.parametrize("fields,prop", KEPT_AS_SENT_WITH_NUL)
 def test_a_nul_in_a_task_body_is_an_invalid_property_value(api, job, fields, prop):
     before = snapshot()
