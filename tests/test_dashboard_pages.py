@@ -124,7 +124,8 @@ def test_the_jobs_list_splits_current_from_completed_and_searches(browser, djang
     for i in range(5):
         add(make_job(f"run-{i}"), "a", "b")
     terminate_job(job=make_job("old-one"))
-    with django_assert_max_num_queries(6):  # session, user, the account shown, jobs, their counts, tab counts
+    with django_assert_max_num_queries(7):  # session, user, the account shown, jobs, their counts, tab counts,
+        # and live workers that run tasks unconfined (warned of)
         current = browser.get("/")
     assert b"run-4" in current.content and b"old-one" not in current.content
     completed = browser.get("/?show=completed")
