@@ -245,7 +245,9 @@ def test_under_asgi_the_csv_export_is_sent_chunk_by_chunk_not_drained_first(owne
         await sync_to_async(client.force_login)(owner)
         response = await client.get("/jobs/big-csv/tasks.csv")
         assert response.is_async
-        return [chunk async for chunk in response.streaming_content]
+        chunks = [chunk async for chunk in response.streaming_content]
+        await sync_to_async(connection.close)()  # the ORM's thread keeps none open after the test
+        return chunks
 
     chunks = asyncio.run(export())
     assert len(chunks) == 3  # the header with the first chunk, then two more queries' worth
