@@ -4,7 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -246,7 +246,7 @@ def test_under_asgi_the_csv_export_is_sent_chunk_by_chunk_not_drained_first(owne
         response = await client.get("/jobs/big-csv/tasks.csv")
         assert response.is_async
         chunks = [chunk async for chunk in response.streaming_content]
-        await sync_to_async(connection.close)()  # the ORM's thread keeps none open after the test
+        await sync_to_async(connections.close_all)()  # the ORM's thread keeps none open after the test
         return chunks
 
     chunks = asyncio.run(export())
