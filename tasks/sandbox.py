@@ -5,24 +5,32 @@ A task is hostile code. Azure Batch runs it as a non-admin auto-user unless its
 sandbox a command sees:
 - the system read-only (`/` bound read-only), its own /proc (a PID namespace:
   the worker and every other task are invisible and cannot be signalled), its
-  own /tmp and /dev/shm, the network;
+  own /tmp, /dev/shm and /run (no host socket: no database, D-Bus or container
+  runtime socket to connect to), the network;
 - its own task directory (writable), its account's share of the node's shared
-  directory, and the job preparation directory of its job on this node;
+  directory, and the job preparation directory of its job on this node (read-only);
 - nothing of the service: the data directory, the database files, the secret
-  key, the blob storage, every other task's directory and the service's own
-  installation are covered by empty directories.
+  key, the blob storage, every other task's directory, the service's own
+  installation and the worker's home are covered by empty directories.
 
 Who it runs as (the worker as root, the usual case):
 - nonadmin (the default): a dedicated unprivileged user, `batchsite-task`, that
   the worker creates when it is missing. bubblewrap runs as root to build the
   mounts, keeps only the capabilities to change user, and `setpriv` drops to the
   task user, with no capabilities left and no way to gain any (no_new_privs);
-- admin: the worker's own user, still sandboxed, with every capability dropped;
+- admin: the same user, as root of a user namespace of its own (`unshare
+  --map-root-user`): uid 0 to itself, the task user to the host, so it owns no
+  file and no socket of the host's root;
 - a named `userName`: only a user this node lists (BATCHSITE_NODE_USERS), never
   root; anything else fails the task with NodeUserNotFound.
 A worker run by an unprivileged user cannot change user: bubblewrap puts its
 tasks in a user namespace of their own, which with the hidden paths and the PID
 namespace keeps them from the worker's files and processes.
+
+bubblewrap and setpriv run as root before the drop, so the task's environment
+never reaches them whole: the variables the dynamic loader obeys (LD_PRELOAD
+and the rest of glibc's list for set-user-id programs) are set by `env` only
+after it, for the task's own program.
 
 The sandbox dies with its worker (`--die-with-parent` on each process of the
 sandbox; the PID namespace ends with its first process), so a `kill -9` of the
@@ -40,14 +48,16 @@ import logging
 import os
 import pwd
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from django.conf import settings
+
+from .rundirs import Owner, prepare_run_directory
 
 log = logging.getLogger("batchsite.worker")
 
@@ -73,11 +83,17 @@ class IdentityRefused(Exception):
 
 @dataclass(frozen=True)
 class RunAs:
-    """A Unix user a command runs as."""
+    """A Unix user a command runs as; `root_inside`: as root of a user namespace of its own."""
 
     name: str
     uid: int
     gid: int
+    root_inside: bool = False
+
+    @property
+    def owner(self) -> Owner:
+        """Who the files the worker makes for the run belong to."""
+        return Owner(self.uid, self.gid)
 
     @classmethod
     def of(cls, entry: pwd.struct_passwd) -> "RunAs":
@@ -87,7 +103,7 @@ class RunAs:
     def current(cls) -> "RunAs":
         try:
             return cls.of(pwd.getpwuid(os.getuid()))
-        except KeyError:  # a uid with no name (containments of containers)
+        except KeyError:  # a uid with no name (in some containers)
             return cls(str(os.getuid()), os.getuid(), os.getgid())
 
 
@@ -181,6 +197,8 @@ class Containment:
     hidden: list[Path]
     node_users: frozenset[str]
     setpriv: str | None = None
+    unshare: str | None = None
+    env: str = "/usr/bin/env"
     why_unconfined: str = ""
 
     @property
@@ -218,7 +236,8 @@ class Containment:
                 raise
             log.warning("tasks cannot be sandboxed here (%s)", why)
             return cls(bwrap=None, worker=worker, nonadmin=worker, hidden=[], node_users=node_users,
-                       setpriv=shutil.which("setpriv"), why_unconfined=str(why))
+                       setpriv=shutil.which("setpriv"), env=shutil.which("env") or "/usr/bin/env",
+                       why_unconfined=str(why))
 
     @classmethod
     def _confined(cls, worker: RunAs, node_users: frozenset[str]) -> "Containment":
@@ -226,29 +245,31 @@ class Containment:
         if bwrap is None:
             raise ContainmentUnavailable(f"bubblewrap ({settings.BATCHSITE_BWRAP}) is not installed: "
                                          "apt-get install bubblewrap")
-        setpriv = None
+        setpriv = unshare = None
         nonadmin = worker
         if worker.uid == 0:
-            setpriv = shutil.which("setpriv")
-            if setpriv is None:
-                raise ContainmentUnavailable("setpriv (util-linux) is missing: it drops tasks to their user")
+            setpriv, unshare = shutil.which("setpriv"), shutil.which("unshare")
+            if setpriv is None or unshare is None:
+                raise ContainmentUnavailable("setpriv or unshare (util-linux) is missing: they drop tasks to their "
+                                             "user and give admin tasks a user namespace")
             nonadmin = ensure_task_user(settings.BATCHSITE_TASK_USER)
-            if nonadmin.uid == 0:
-                raise ContainmentUnavailable(f"the task user {nonadmin.name!r} is root")
+            if nonadmin.uid == 0 or nonadmin.gid == 0:
+                raise ContainmentUnavailable(f"the task user {nonadmin.name!r} is root or in root's group")
         return cls(bwrap=bwrap, worker=worker, nonadmin=nonadmin, hidden=hidden_paths(), node_users=node_users,
-                   setpriv=setpriv)
+                   setpriv=setpriv, unshare=unshare, env=shutil.which("env") or "/usr/bin/env")
 
     def check(self) -> None:
         """Run one command the way tasks run, so a machine that cannot is found at start, not per task."""
         with tempfile.TemporaryDirectory(prefix="batchsite-sandbox-check-") as scratch:
             directory = Path(scratch) / "task"
-            for fd in prepare_run_directory(directory):
+            for fd in prepare_run_directory(directory, self.nonadmin.owner):
                 os.close(fd)
-            self.hand_over(directory, self.nonadmin)
             probe = self.hidden[0] if self.hidden else Path("/nonexistent")
-            argv = ["/bin/sh", "-c", 'test -w "$2/stdout.txt" && ! ls "$1"/* >/dev/null 2>&1', "sh", str(probe),
-                    str(directory)]
-            proc = subprocess.run(self.command(argv, directory=directory, binds=[directory], run_as=self.nonadmin),
+            # Written to, the hidden paths empty, and an admin task root of its own namespace only.
+            script = 'test -w "$2/stdout.txt" && ! ls "$1"/* >/dev/null 2>&1 && test "$(id -u)" = 0'
+            argv = ["/bin/sh", "-c", script, "sh", str(probe), str(directory)]
+            admin = replace(self.nonadmin, root_inside=True)
+            proc = subprocess.run(self.command(argv, directory=directory, binds=[directory], run_as=admin),
                                   cwd="/", env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
                                   timeout=30, umask=TASK_UMASK)
         if proc.returncode != 0:
@@ -268,29 +289,37 @@ class Containment:
                 entry = pwd.getpwnam(name)
             except KeyError:
                 raise IdentityRefused(name, "no such user exists on this node") from None
-            if entry.pw_uid == 0:
-                raise IdentityRefused(name, "tasks never run as root")
+            if entry.pw_uid == 0 or entry.pw_gid == 0:
+                raise IdentityRefused(name, "tasks never run as root (nor in its group)")
             if entry.pw_uid != self.worker.uid and not self.switches_user:
                 raise IdentityRefused(name, f"this worker runs as {self.worker.name} and cannot switch users")
             return RunAs.of(entry)
         elevation = str((spec.get("autoUser") or {}).get("elevationLevel") or NONADMIN).lower()
-        return self.worker if elevation == ADMIN else self.nonadmin
+        if elevation == ADMIN and self.confined:
+            return replace(self.nonadmin, root_inside=True)
+        return self.nonadmin
 
     # --- the command line --------------------------------------------------------------------
 
-    def command(self, argv: list[str], *, directory: Path, binds: list[Path], run_as: RunAs,
-                info_fd: int | None = None) -> list[str]:
+    def command(self, argv: list[str], *, directory: Path, binds: list[Path], read_only: list[Path] = (),
+                run_as: RunAs, loader_env: dict[str, str] | None = None, info_fd: int | None = None) -> list[str]:
         """The argv that runs `argv` in `directory`/wd, sandboxed when this worker can.
 
-        With `info_fd`, bubblewrap writes there the pid of the sandbox's first process
-        (see `sandbox_usage`).
+        `binds` are writable in the sandbox, `read_only` readable; `loader_env` (see
+        split_environment) is set for the task's program only, after every privilege
+        is gone. With `info_fd`, bubblewrap writes there the pid of the sandbox's
+        first process (see `sandbox_usage`).
         """
+        after = [self.env, *(f"{k}={v}" for k, v in (loader_env or {}).items()), "--"] if loader_env else []
         if not self.confined:
             # Unconfined, the task at least dies with its worker (its direct child, that is).
-            return [self.setpriv, "--pdeathsig", "KILL", "--", *argv] if self.setpriv else argv
+            return [self.setpriv, "--pdeathsig", "KILL", "--", *after, *argv] if self.setpriv else [*after, *argv]
         args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]
-        covered = [Path("/tmp")]
+                "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm",
+                # Host sockets live here (the database's, D-Bus, systemd, container runtimes):
+                # none is the task's. What name resolution needs comes back read-only.
+                "--tmpfs", "/run", "--ro-bind-try", "/run/systemd/resolve", "/run/systemd/resolve"]
+        covered = [Path("/tmp"), Path("/run")]
         for path in self.hidden:
             if path.is_dir():
                 args += ["--tmpfs", str(path)]
@@ -298,27 +327,30 @@ class Containment:
             elif path.exists():
                 args += ["--ro-bind", "/dev/null", str(path)]
         made: set[Path] = set()
-        for path in sorted({Path(os.path.abspath(b)) for b in binds}, key=lambda p: len(p.parts)):
+        mounts = [(Path(os.path.abspath(b)), "--bind") for b in binds]
+        mounts += [(Path(os.path.abspath(b)), "--ro-bind") for b in read_only]
+        for path, kind in sorted(mounts, key=lambda m: len(m[0].parts)):
             # The way down to a bound directory through a covered one is made afresh, open to
             # all (bubblewrap would copy the modes of the host's folders, private ones among them).
             for parent in reversed(path.parents):
                 if parent not in made and any(parent != c and parent.is_relative_to(c) for c in covered):
                     args += ["--perms", "0755", "--dir", str(parent)]
                     made.add(parent)
-            args += ["--bind", str(path), str(path)]
+            args += [kind, str(path), str(path)]
         if info_fd is not None:
             args += ["--info-fd", str(info_fd)]
         args += ["--chdir", str(directory / "wd"), "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                  "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         if self.worker.uid != 0:
-            return [*args, "--unshare-user", "--", *argv]
-        if run_as.uid == 0:
-            return [*args, "--", *argv]
+            inside = ["--uid", "0", "--gid", "0"] if run_as.root_inside else []
+            return [*args, "--unshare-user", *inside, "--", *after, *argv]
         # bubblewrap keeps what setpriv needs to become the task user and to empty the
         # bounding set; after setpriv nothing is left, and no_new_privs keeps it so.
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
-        return [*args, "--", self.setpriv, f"--reuid={run_as.uid}", f"--regid={run_as.gid}", "--clear-groups",
-                "--inh-caps=-all", "--bounding-set=-all", "--", *argv]
+        drop = [self.setpriv, f"--reuid={run_as.uid}", f"--regid={run_as.gid}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        inside = [self.unshare, "--user", "--map-root-user", "--"] if run_as.root_inside else []
+        return [*args, "--", *drop, *inside, *after, *argv]
 
     def visible_program(self, program: str, *, path: str, cwd: Path, binds: list[Path]) -> bool:
         """Whether the program can be found as the sandbox will look for it: on the host, and
@@ -333,16 +365,28 @@ class Containment:
                     return True
         return False
 
-    # --- files the task owns ------------------------------------------------------------------
 
-    def hand_over(self, directory: Path, run_as: RunAs) -> None:
-        """Make the task's directory (and all in it) the task user's, never following a link."""
-        if run_as.uid == self.worker.uid or not self.switches_user:
-            return
-        os.lchown(directory, run_as.uid, run_as.gid)
-        for folder, dirs, files in os.walk(directory, followlinks=False):
-            for name in [*dirs, *files]:
-                os.lchown(os.path.join(folder, name), run_as.uid, run_as.gid)
+# --- the environment ------------------------------------------------------------------------------
+
+# What glibc drops from the environment of set-user-id programs (its unsecvars.h):
+# variables that make the dynamic loader or the C library load or read files of the
+# caller's choosing. bubblewrap and setpriv run as root before the drop, so these
+# go to the task's own program only, by `env`, after it. (glibc lists TMPDIR too,
+# for temporary files, which neither program makes.)
+LOADER_VARIABLES = frozenset({
+    "GCONV_PATH", "GETCONF_DIR", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "NIS_PATH", "NLSPATH",
+    "RESOLV_HOST_CONF", "RES_OPTIONS", "TZDIR",
+})
+LOADER_PREFIXES = ("LD_", "MALLOC_", "GLIBC_")
+
+
+def split_environment(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(what may be the environment of bubblewrap and setpriv, what is set after the drop)."""
+    safe, loader = {}, {}
+    for name, value in env.items():
+        unsafe = name in LOADER_VARIABLES or name.startswith(LOADER_PREFIXES)
+        (loader if unsafe else safe)[name] = value
+    return safe, loader
 
 
 # --- what a sandboxed run used -------------------------------------------------------------
@@ -363,66 +407,39 @@ def become_subreaper() -> bool:
         return False
 
 
+_unreaped: set[int] = set()  # sandbox inits not yet ended when their bubblewrap had
+
+
 def sandbox_usage(info_fd: int):
-    """The resource usage of the sandbox whose bubblewrap wrote `info_fd` and has ended; None if unknown."""
-    try:
-        data = b""
-        while chunk := os.read(info_fd, 65536):
-            data += chunk
-        pid = int(json.loads(data)["child-pid"])
-        return os.wait4(pid, 0)[2]
-    except (OSError, ValueError, KeyError, TypeError):  # not our child after all, or nothing written
-        return None
+    """The resource usage of the sandbox whose bubblewrap wrote `info_fd` and has ended; None if unknown.
 
-
-def prepare_run_directory(directory: Path) -> tuple[int, int]:
-    """Make `directory` ready for a run and open its stdout.txt and stderr.txt: (fd, fd).
-
-    An earlier run of the same task may have left anything behind: `wd`,
-    stdout.txt or stderr.txt replaced by symlinks to files of the worker's (which
-    opening "stdout.txt" for writing would then truncate), or by FIFOs. So the
-    directory is opened without following a link, and the three are made anew
-    relative to it, never followed.
+    Never blocks the worker's loop: the sandbox's init ends as its bubblewrap does,
+    but one that has not yet is reaped on a later call.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    for pid in list(_unreaped):
+        if _reap(pid, wait=False) is not False:
+            _unreaped.discard(pid)
     try:
-        # Open to all (the worker's umask is 077): bubblewrap enters the directory with no
-        # capabilities, before it becomes the task user. Outside the sandbox the data
-        # directory above keeps everyone else out.
-        os.fchmod(fd, 0o755)
-        _make_directory_at(fd, "wd")
-        return tuple(_create_at(fd, name) for name in ("stdout.txt", "stderr.txt"))
-    finally:
-        os.close(fd)
+        os.set_blocking(info_fd, False)
+        pid = int(json.loads(os.read(info_fd, 65536))["child-pid"])
+    except (OSError, ValueError, KeyError, TypeError):  # nothing written: the sandbox never started
+        return None
+    usage = _reap(pid, wait=True)
+    if usage is False:
+        _unreaped.add(pid)
+        return None
+    return usage
 
 
-def _make_directory_at(dir_fd: int, name: str) -> None:
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        os.mkdir(name, 0o755, dir_fd=dir_fd)
-    else:
-        if not stat.S_ISDIR(st.st_mode):
-            os.unlink(name, dir_fd=dir_fd)
-            os.mkdir(name, 0o755, dir_fd=dir_fd)
-    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
-    try:
-        os.fchmod(fd, 0o755)
-    finally:
-        os.close(fd)
-
-
-def _create_at(dir_fd: int, name: str) -> int:
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        pass
-    else:
-        if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(name, dir_fd=dir_fd)
-        else:
-            os.unlink(name, dir_fd=dir_fd)
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
-    os.fchmod(fd, 0o644)
-    return fd
+def _reap(pid: int, *, wait: bool):
+    """The rusage of our child `pid` once it has ended; False if it has not yet; None if it is not ours."""
+    for _ in range(20 if wait else 1):
+        try:
+            reaped, _, usage = os.wait4(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if reaped:
+            return usage
+        if wait:
+            time.sleep(0.005)
+    return False

@@ -2,7 +2,9 @@
 
 Files go to and come from a Django storage (settings.STORAGES["batchsite"]: a folder
 under the data directory by default; any Django storage backend can take its
-place). Its top-level folders are Batch's blob containers. A container is named by
+place). Each Batch account has its own containers, the folders of its folder
+(`<account>/<container>/<blob>`): a task reads and writes its job's account's
+containers only. A container is named by
 - `autoStorageContainerName: "inputs"`, or
 - a URL: `storage://inputs`, or an Azure blob container URL such as
   `https://account.blob.core.windows.net/inputs?sv=…`, which stands for the local
@@ -19,8 +21,7 @@ and downloads never write through one.
 
 import os
 import re
-import shutil
-import tempfile
+import stat
 import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
@@ -30,6 +31,9 @@ from django.core.files import File
 from django.core.files.storage import storages
 
 from batchapi.errors import invalid_property
+
+from .files import open_beneath
+from .rundirs import WORKER, Owner, open_directory, write_beneath
 
 HTTP_TIMEOUT = 60  # seconds without a byte before a download fails
 UPLOAD_CONDITIONS = ("tasksuccess", "taskfailure", "taskcompletion")
@@ -147,54 +151,50 @@ def validate_output_files(files: list, name: str = "outputFiles") -> None:
             raise invalid_property(where, str(exc)) from None
 
 
-def _target(workdir: Path, relative: PurePosixPath) -> Path:
-    """Where a download goes: inside workdir, through no symlink, replacing none."""
-    target = workdir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.parent.resolve().is_relative_to(workdir.resolve()):
-        raise ValueError("the path leads out of the working directory")
-    return target
-
-
-def _place(source, target: Path, mode: str | None) -> None:
-    """Write a stream to target atomically (a symlink at target is replaced, not followed)."""
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, prefix=".download-") as out:
-        shutil.copyfileobj(source, out, 1024 * 1024)
-    os.replace(out.name, target)
-    if mode is not None:
-        os.chmod(target, int(str(mode), 8))
-
-
 # --- in --------------------------------------------------------------------------------
 
 
-def download(resource_files: list, workdir: Path) -> None:
-    """Fetch every resource file into workdir, or raise StagingError for the first that fails."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    for rf in resource_files:
-        file_path = str(rf.get("filePath") or "")
-        try:
-            if rf.get("httpUrl"):
-                _download_url(str(rf["httpUrl"]), _target(workdir, relative_path(file_path)), rf.get("fileMode"))
-            else:
-                container = container_of(str(rf.get("storageContainerUrl") or rf.get("autoStorageContainerName")))
-                base = relative_path(file_path) if file_path else PurePosixPath(".")
-                _download_container(container, str(rf.get("blobPrefix") or ""), workdir, base, rf.get("fileMode"))
-        except (OSError, ValueError, urllib.error.URLError) as exc:
-            source = rf.get("httpUrl") or rf.get("storageContainerUrl") or rf.get("autoStorageContainerName")
-            raise StagingError("ResourceFileDownloadError", "A resource file could not be downloaded",
-                               Source=source, FilePath=file_path, Message=str(exc)) from exc
+def download(resource_files: list, workdir: Path, *, account: str, owner: Owner = WORKER) -> None:
+    """Fetch every resource file into workdir, or raise StagingError for the first that fails.
+
+    Containers are the job's account's. Files are written beneath workdir through
+    no symlink (tasks.rundirs) and belong to `owner`, the user the task runs as.
+    """
+    try:
+        wd = open_directory(workdir)
+    except OSError as exc:
+        raise StagingError("ResourceFileDownloadError", "A resource file could not be downloaded",
+                           Message=f"the working directory cannot be used: {exc}") from exc
+    try:
+        for rf in resource_files:
+            file_path = str(rf.get("filePath") or "")
+            try:
+                if rf.get("httpUrl"):
+                    _download_url(str(rf["httpUrl"]), wd, relative_path(file_path).parts, rf.get("fileMode"), owner)
+                else:
+                    container = container_of(str(rf.get("storageContainerUrl") or rf.get("autoStorageContainerName")))
+                    base = relative_path(file_path).parts if file_path else ()
+                    _download_container(f"{account}/{container}", str(rf.get("blobPrefix") or ""), wd, base,
+                                        rf.get("fileMode"), owner)
+            except (OSError, ValueError, urllib.error.URLError) as exc:
+                source = rf.get("httpUrl") or rf.get("storageContainerUrl") or rf.get("autoStorageContainerName")
+                raise StagingError("ResourceFileDownloadError", "A resource file could not be downloaded",
+                                   Source=source, FilePath=file_path, Message=str(exc)) from exc
+    finally:
+        os.close(wd)
 
 
-def _download_url(url: str, target: Path, mode: str | None) -> None:
+def _download_url(url: str, wd: int, parts: tuple, mode: str | None, owner: Owner) -> None:
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError("httpUrl must be an http or https URL")
+    if not parts:
+        raise ValueError("filePath is required with httpUrl")
     with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response:  # noqa: S310 (scheme checked)
-        _place(response, target, mode)
+        write_beneath(wd, list(parts), response, owner=owner, mode=mode)
 
 
 def blob_names(container: str, prefix: str = "") -> list[str]:
-    """Every file of a container ('/'-separated names) starting with prefix."""
+    """Every file of a container (its path in the storage: account/container) starting with prefix."""
     store, names, folders = storage(), [], [""]
     if not store.exists(container):
         return []
@@ -206,12 +206,12 @@ def blob_names(container: str, prefix: str = "") -> list[str]:
     return sorted(names)
 
 
-def _download_container(container: str, prefix: str, workdir: Path, base: PurePosixPath, mode) -> None:
+def _download_container(container: str, prefix: str, wd: int, base: tuple, mode, owner: Owner) -> None:
     store = storage()
     for name in blob_names(container, prefix):
-        target = _target(workdir, base / relative_path(name))
+        parts = [*base, *relative_path(name).parts]
         with store.open(f"{container}/{name}", "rb") as source:
-            _place(source, target, mode)
+            write_beneath(wd, parts, source, owner=owner, mode=mode)
 
 
 # --- out -------------------------------------------------------------------------------
@@ -222,8 +222,9 @@ def wanted(output_file: dict, *, succeeded: bool) -> bool:
     return condition == "taskcompletion" or (condition == "tasksuccess") == succeeded
 
 
-def upload(output_files: list, workdir: Path, *, succeeded: bool) -> list[str]:
-    """Upload the outputs whose uploadCondition the run met; the blob names written.
+def upload(output_files: list, workdir: Path, *, account: str, succeeded: bool) -> list[str]:
+    """Upload the outputs whose uploadCondition the run met to the account's containers;
+    the blob names written (container/name).
 
     Raises StagingError for the first pattern that could not be uploaded.
     """
@@ -237,7 +238,8 @@ def upload(output_files: list, workdir: Path, *, succeeded: bool) -> list[str]:
         try:
             container = container_of(str(destination.get("containerUrl") or ""))
             path = str(relative_path(destination["path"])) if destination.get("path") else ""
-            written += _upload_pattern(relative_path(pattern, may_climb=1), workdir, task_root, container, path)
+            written += _upload_pattern(relative_path(pattern, may_climb=1), workdir, task_root, account, container,
+                                       path)
         except (OSError, ValueError) as exc:
             raise StagingError("FileUploadError", "An output file could not be uploaded",
                                FilePattern=pattern, Message=str(exc)) from exc
@@ -296,20 +298,31 @@ def _matching_files(pattern: PurePosixPath, workdir: Path) -> list[tuple[Path, s
     return sorted(found)
 
 
-def _upload_pattern(pattern: PurePosixPath, workdir: Path, task_root: Path, container: str, path: str) -> list[str]:
+def _upload_pattern(pattern: PurePosixPath, workdir: Path, task_root: Path, account: str, container: str,
+                    path: str) -> list[str]:
     has_wildcard = any(ch in str(pattern) for ch in "*?[")
     store, written = storage(), []
-    for file, relative in _matching_files(pattern, workdir):
-        if not file.resolve().is_relative_to(task_root):
-            continue
-        if has_wildcard:
-            name = f"{path}/{relative}" if path else relative
-        else:
-            name = path or relative  # a named file: path is the blob's whole name
-        blob = f"{container}/{name}"
-        with open(file, "rb") as source:
-            if store.exists(blob):
-                store.delete(blob)
-            store.save(blob, File(source))
-        written.append(blob)
+    root = open_directory(task_root)
+    try:
+        for file, relative in _matching_files(pattern, workdir):
+            if not file.resolve().is_relative_to(task_root):
+                continue
+            if has_wildcard:
+                name = f"{path}/{relative}" if path else relative
+            else:
+                name = path or relative  # a named file: path is the blob's whole name
+            blob = f"{container}/{name}"
+            # Opened again beneath the task directory, refusing any symlink: what the walk
+            # saw may have been swapped meanwhile (an unconfined task lives on).
+            beneath = Path(os.path.relpath(file, workdir.parent)).parts
+            fd = open_beneath(root, list(beneath), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as source:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise ValueError(f"{relative} is not a regular file")
+                if store.exists(f"{account}/{blob}"):
+                    store.delete(f"{account}/{blob}")
+                store.save(f"{account}/{blob}", File(source))
+            written.append(blob)
+    finally:
+        os.close(root)
     return written

@@ -2,8 +2,9 @@
 
 One process, one thread. Children are started without a shell, in a sandbox
 (`tasks.sandbox`), in their own session (so Ctrl-C on the worker's terminal
-does not reach them, and a kill reaches their whole process group), and are
-awaited through pidfds, so the loop wakes the moment a child exits. Every state
+does not reach them), and are awaited through pidfds, so the loop wakes the
+moment a child exits. Killing a run kills its process group: unconfined, the
+task's; sandboxed, bubblewrap's, and the sandbox dies with it (die-with-parent). Every state
 change goes through `tasks.services`; the worker never writes a task row itself.
 """
 
@@ -33,14 +34,15 @@ from jobs.services import purge_deleted_jobs, settle_jobs
 from . import counts, node_tasks, services, staging, stats
 from .files import node_task_dir, shared_dir, task_dir, working_dir
 from .models import NodeTask, Task, TaskState, Worker, WorkerState
+from .rundirs import prepare_run_directory
 from .sandbox import (
     TASK_UMASK,
     Containment,
     IdentityRefused,
     RunAs,
     become_subreaper,
-    prepare_run_directory,
     sandbox_usage,
+    split_environment,
 )
 
 log = logging.getLogger("batchsite.worker")
@@ -101,7 +103,8 @@ def environment(job: Job, node_id: str, *, task_id: str, directory: Path, own: l
     node_root = settings.BATCHSITE_NODE_ROOT
     env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
     # The worker's home is hidden from tasks (credentials live there): a task's home is its directory.
-    env.update({"HOME": str(directory), "USER": run_as.name, "LOGNAME": run_as.name})
+    user = "root" if run_as.root_inside else run_as.name
+    env.update({"HOME": str(directory), "USER": user, "LOGNAME": user})
     if confined:
         env["TMPDIR"] = "/tmp"  # the sandbox's own
     for setting in [*job.common_environment_settings, *own]:
@@ -125,24 +128,30 @@ def environment(job: Job, node_id: str, *, task_id: str, directory: Path, own: l
     return env
 
 
-def sandbox_binds(job: Job, node_id: str, directory: Path) -> list[Path]:
-    """What a sandboxed run may see of the node: its own directory, its account's shared
-    directory, and its job's preparation directory on this node (as Batch defines them)."""
+def sandbox_binds(job: Job, node_id: str, directory: Path) -> tuple[list[Path], list[Path]]:
+    """What a sandboxed run may see of the node, (writable, read-only): its own directory,
+    its account's shared directory, and its job's preparation directory on this node (as
+    Batch defines them). The preparation's is read-only for tasks: the worker writes
+    there as root when the preparation runs again, never beside a task that could
+    swap its folders; the release task, run when every task has ended, may write it.
+    """
     shared = shared_dir(job.account.name)
     if not shared.is_dir():
         shared.mkdir(parents=True, exist_ok=True)
         shared.chmod(0o1777)  # every task user of the account writes there, as in /tmp
-    binds = [directory, shared]
+    writable, read_only = [directory, shared], []
     if job.job_preparation_task:
         prep = node_task_dir(job, node_id, node_tasks.PREPARATION)
         if prep != directory:
             prep.mkdir(parents=True, exist_ok=True)
-            binds.append(prep)
-    return binds
+            release = node_task_dir(job, node_id, node_tasks.RELEASE)
+            (writable if directory == release else read_only).append(prep)
+    return writable, read_only
 
 
 def start_process(containment: Containment, command_line: str, directory: Path, env: dict[str, str], *,
-                  run_as: RunAs, binds: list[Path]) -> tuple[subprocess.Popen | None, str, int | None]:
+                  run_as: RunAs, binds: tuple[list[Path], list[Path]]) -> tuple[subprocess.Popen | None, str,
+                                                                                 int | None]:
     """Start a command line (no shell) in directory/wd with stdout.txt and stderr.txt beside it.
 
     The process, or None and why it could not start (also written to stderr.txt);
@@ -155,18 +164,21 @@ def start_process(containment: Containment, command_line: str, directory: Path, 
     else:
         error = "" if argv else "the command line is empty"
     workdir = directory / "wd"
+    writable, read_only = binds
     if not error and not containment.visible_program(argv[0], path=env.get("PATH", os.defpath), cwd=workdir,
-                                                     binds=binds):
+                                                     binds=writable + read_only):
         error = "No such file or directory"
-    out, err = prepare_run_directory(directory)
+    out, err = prepare_run_directory(directory, run_as.owner)
+    # The loader's variables reach the task's program only, never bubblewrap or setpriv (root).
+    env, loader_env = split_environment(env)
     proc = info_read = None
     try:
         if not error:
-            containment.hand_over(directory, run_as)
             info_read, info_write = os.pipe() if containment.confined else (None, None)
             try:
                 proc = subprocess.Popen(
-                    containment.command(argv, directory=directory, binds=binds, run_as=run_as, info_fd=info_write),
+                    containment.command(argv, directory=directory, binds=writable, read_only=read_only,
+                                        run_as=run_as, loader_env=loader_env, info_fd=info_write),
                     cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                     start_new_session=True, close_fds=True, umask=TASK_UMASK,
                     pass_fds=[info_write] if info_write is not None else [],
@@ -194,28 +206,33 @@ def program_of(command_line: str) -> str:
         return ""
 
 
-def download_resource_files(resource_files: list, directory: Path) -> dict | None:
+def write_refusal(directory: Path, message: str) -> None:
+    """Why a run did not start, in its stderr.txt (made anew, through no link)."""
+    out, err = prepare_run_directory(directory)
+    os.close(out)
+    with os.fdopen(err, "w") as f:
+        f.write(f"batchsite: {message}\n")
+
+
+def download_resource_files(resource_files: list, directory: Path, account: str, run_as: RunAs) -> dict | None:
     """Staging work (on a thread): fetch the resource files; the failure (also in stderr.txt) if one failed.
 
-    The directory was made ready for the run first (`prepare_run_directory`), so
-    neither `wd` nor stderr.txt is a link an earlier run left to lead us astray.
+    The directory was made ready for the run first (`prepare_run_directory`), and
+    every write goes through no link (tasks.rundirs).
     """
     try:
-        staging.download(resource_files, directory / "wd")
+        staging.download(resource_files, directory / "wd", account=account, owner=run_as.owner)
     except staging.StagingError as exc:
-        _, err = prepare_run_directory(directory)
-        os.close(_)
-        with os.fdopen(err, "w") as f:
-            f.write(f"batchsite: {exc}: {exc.failure['details']}\n")
+        write_refusal(directory, f"{exc}: {exc.failure['details']}")
         log.info("%s: %s", directory, exc)
         return exc.failure
     return None
 
 
-def upload_output_files(output_files: list, workdir: Path, succeeded: bool) -> dict | None:
+def upload_output_files(output_files: list, workdir: Path, account: str, succeeded: bool) -> dict | None:
     """Staging work (on a thread): upload what the run qualifies for; the failure if one could not go."""
     try:
-        staging.upload(output_files, workdir, succeeded=succeeded)
+        staging.upload(output_files, workdir, account=account, succeeded=succeeded)
     except staging.StagingError as exc:
         log.info("%s: %s", workdir, exc)
         return exc.failure
@@ -417,16 +434,28 @@ class WorkerLoop:
 
     def launch(self, task: Task) -> None:
         """Start a claimed task, once its resource files are in (a failed download fails it)."""
-        if task.resource_files:
-            directory = task_dir(task)
-            for fd in prepare_run_directory(directory):  # downloads go into a `wd` that is no link
+        directory = task_dir(task)
+        run_as = self.identity(task.user_identity, directory)
+        if isinstance(run_as, dict):  # refused
+            services.finish_task(task=task, attempt=task.attempt, exit_code=None, failure=run_as)
+        elif task.resource_files:
+            for fd in prepare_run_directory(directory, run_as.owner):  # downloads go into a `wd` that is no link
                 os.close(fd)
-            self.stage(("in", task.pk), partial(download_resource_files, task.resource_files, directory),
-                       partial(self.start, task), task=task)
+            self.stage(("in", task.pk), partial(download_resource_files, task.resource_files, directory,
+                                                task.job.account.name, run_as),
+                       partial(self.start, task, run_as), task=task)
         else:
-            self.start(task, None)
+            self.start(task, run_as, None)
 
-    def start(self, task: Task, failure: dict | None) -> None:
+    def identity(self, user_identity: dict | None, directory: Path) -> RunAs | dict:
+        """Who a command runs as, or the failureInfo saying why the node has no such user."""
+        try:
+            return self.containment.identity(user_identity)
+        except IdentityRefused as refused:
+            write_refusal(directory, refused.failure["message"])
+            return refused.failure
+
+    def start(self, task: Task, run_as: RunAs, failure: dict | None) -> None:
         attempt = task.attempt
         if failure:
             services.finish_task(task=task, attempt=attempt, exit_code=None, failure=failure)
@@ -434,7 +463,7 @@ class WorkerLoop:
         extra = {"AZ_BATCH_AUTHENTICATION_TOKEN": task_tokens.issue(task)} if task_tokens.wants_token(task) else {}
         run, failure = self.spawn(task, attempt, task.job, task_id=task.batch_id, directory=task_dir(task),
                                   command_line=task.command_line, own_env=task.environment_settings,
-                                  user_identity=task.user_identity, limit=task.max_wall_clock_time, extra_env=extra)
+                                  run_as=run_as, limit=task.max_wall_clock_time, extra_env=extra)
         if run is None:
             log.info("task %s/%s could not start: %s", task.job.batch_id, task.batch_id, failure["message"])
             services.finish_task(task=task, attempt=attempt, exit_code=None, failure=failure)
@@ -443,20 +472,12 @@ class WorkerLoop:
         log.debug("task %s/%s started (pid %d)", task.job.batch_id, task.batch_id, run.proc.pid)
 
     def spawn(self, row: Task | NodeTask, attempt: int, job: Job, *, task_id: str, directory: Path,
-              command_line: str, own_env: list[dict], user_identity: dict | None, limit: timedelta | None,
+              command_line: str, own_env: list[dict], run_as: RunAs, limit: timedelta | None,
               extra_env: dict | None = None) -> tuple[Run | None, dict]:
-        """Start a command of the job in its directory, as the user its identity names, in the sandbox.
+        """Start a command of the job in its directory, as `run_as`, in the sandbox.
 
         Its run, or None and the failureInfo saying why it could not start.
         """
-        try:
-            run_as = self.containment.identity(user_identity)
-        except IdentityRefused as refused:
-            out, err = prepare_run_directory(directory)
-            os.close(out)
-            with os.fdopen(err, "w") as f:
-                f.write(f"batchsite: {refused.failure['message']}\n")
-            return None, refused.failure
         env = environment(job, self.name, task_id=task_id, directory=directory, own=own_env, run_as=run_as,
                           confined=self.containment.confined)
         env.update(extra_env or {})
@@ -511,15 +532,19 @@ class WorkerLoop:
         row = node_tasks.start(job, self.name, kind)
         spec = node_tasks.spec_of(job, kind) or {}
         directory = node_task_dir(job, self.name, kind)
-        if spec.get("resourceFiles"):
-            for fd in prepare_run_directory(directory):  # downloads go into a `wd` that is no link
+        run_as = self.identity(spec.get("userIdentity"), directory)
+        if isinstance(run_as, dict):  # refused
+            self.node_task_ended(row, row.attempt, None, run_as)
+        elif spec.get("resourceFiles"):
+            for fd in prepare_run_directory(directory, run_as.owner):  # downloads go into a `wd` that is no link
                 os.close(fd)
-            self.stage(("node", job.pk, kind), partial(download_resource_files, spec["resourceFiles"], directory),
-                       partial(self.start_node_task, job, kind, row), holds_slot=False)
+            self.stage(("node", job.pk, kind), partial(download_resource_files, spec["resourceFiles"], directory,
+                                                       job.account.name, run_as),
+                       partial(self.start_node_task, job, kind, row, run_as), holds_slot=False)
         else:
-            self.start_node_task(job, kind, row, None)
+            self.start_node_task(job, kind, row, run_as, None)
 
-    def start_node_task(self, job: Job, kind: str, row: NodeTask, failure: dict | None) -> None:
+    def start_node_task(self, job: Job, kind: str, row: NodeTask, run_as: RunAs, failure: dict | None) -> None:
         if failure:
             self.node_task_ended(row, row.attempt, None, failure)
             return
@@ -528,8 +553,7 @@ class WorkerLoop:
                                   directory=node_task_dir(job, self.name, kind),
                                   command_line=spec.get("commandLine", ""),
                                   own_env=spec.get("environmentSettings") or [],
-                                  user_identity=spec.get("userIdentity"),
-                                  limit=node_tasks.wall_clock_limit(job, kind))
+                                  run_as=run_as, limit=node_tasks.wall_clock_limit(job, kind))
         if run is None:
             log.info("job %s: %s task could not start: %s", job.batch_id, kind, failure["message"])
             self.node_task_ended(row, row.attempt, None, failure)
@@ -581,7 +605,7 @@ class WorkerLoop:
             if run.task.output_files:  # the task is running until its outputs are up
                 succeeded = run.failure is None and exit_code == 0
                 self.stage(("out", pk), partial(upload_output_files, run.task.output_files, working_dir(run.task),
-                                                succeeded),
+                                                run.task.job.account.name, succeeded),
                            partial(self.uploaded, run, exit_code), task=run.task)
             else:
                 ended.append(services.RunEnd(run.task, run.attempt, exit_code, run.failure, run.usage))

@@ -164,12 +164,16 @@ WHOAMI = (f"{TASK_PYTHON} -c \"import os;"
           f" print(os.getuid(), open('/proc/self/status').read().split('CapEff:')[1].split()[0])\"")
 
 
+ADMIN_PROBE = (f"{TASK_PYTHON} -c \"import os; open('mine', 'w');"
+               " print(os.getuid(), os.access('/etc/shadow', os.R_OK))\"")
+
+
 @needs_sandbox
 @needs_root
-def test_tasks_run_as_the_task_user_and_admin_tasks_as_the_worker_without_capabilities(run_worker):
+def test_tasks_run_as_the_task_user_and_admin_tasks_as_root_of_their_own_namespace_only(run_worker):
     job = make_job("who")
     add(job, "plain", command=WHOAMI)
-    add(job, "admin", command=WHOAMI, user_identity={"autoUser": {"elevationLevel": "admin"}})
+    add(job, "admin", command=ADMIN_PROBE, user_identity={"autoUser": {"elevationLevel": "admin"}})
     add(job, "as-root", command=WHOAMI, user_identity={"userName": "root"})
     add(job, "as-nobody", command=WHOAMI, user_identity={"userName": "nobody"})
     run_worker()
@@ -177,7 +181,10 @@ def test_tasks_run_as_the_task_user_and_admin_tasks_as_the_worker_without_capabi
            if not t.failure_info}
     task_user = pwd.getpwnam(settings.BATCHSITE_TASK_USER)
     assert out["plain"] == [str(task_user.pw_uid), "0000000000000000"]
-    assert out["admin"] == ["0", "0000000000000000"]
+    # Root to itself; to the host the task user: root's files stay closed, what it makes is not root's.
+    assert out["admin"] == ["0", "False"]
+    admin = Task.objects.get(job=job, key="admin")
+    assert (task_dir(admin) / "wd" / "mine").stat().st_uid == task_user.pw_uid
     for refused in ("as-root", "as-nobody"):  # not among this node's users (BATCHSITE_NODE_USERS)
         task = Task.objects.get(job=job, key=refused)
         assert (task.state, task.exit_code, task.failure_info["code"]) == ("completed", None, "NodeUserNotFound")

@@ -45,18 +45,21 @@ def web(tmp_path):
     server.shutdown()
 
 
+ACCOUNT = "batchsite"  # the default account's containers, where make_job and the api fixture put jobs
+
+
 def put_blob(container: str, name: str, data: bytes) -> None:
-    path = Path(settings.BATCHSITE_STORAGE_ROOT) / container / name
+    path = Path(settings.BATCHSITE_STORAGE_ROOT) / ACCOUNT / container / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
 
 
 def blob(container: str, name: str) -> bytes:
-    return (Path(settings.BATCHSITE_STORAGE_ROOT) / container / name).read_bytes()
+    return (Path(settings.BATCHSITE_STORAGE_ROOT) / ACCOUNT / container / name).read_bytes()
 
 
 def blobs(container: str) -> list[str]:
-    root = Path(settings.BATCHSITE_STORAGE_ROOT) / container
+    root = Path(settings.BATCHSITE_STORAGE_ROOT) / ACCOUNT / container
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
@@ -71,12 +74,13 @@ def test_http_and_container_resource_files_land_in_the_working_directory(tmp_pat
     put_blob("inputs", "other.txt", b"not wanted")
     put_blob("shared", "lut.cube", b"lut")
     workdir = tmp_path / "task" / "wd"
+    workdir.mkdir(parents=True)
     staging.download([
         {"httpUrl": f"{base}/model.bin", "filePath": "models/model.bin", "fileMode": "0750"},
         {"autoStorageContainerName": "inputs", "blobPrefix": "frames/", "filePath": "in"},
         # An Azure container URL stands for the local container of that name.
         {"storageContainerUrl": "https://acct.blob.core.windows.net/shared?sv=2024&sig=x"},
-    ], workdir)
+    ], workdir, account=ACCOUNT)
     assert (workdir / "models/model.bin").read_bytes() == b"weights"
     assert stat.S_IMODE(os.stat(workdir / "models/model.bin").st_mode) == 0o750
     assert (workdir / "in/frames/1.png").read_bytes() == b"one"
@@ -88,7 +92,8 @@ def test_http_and_container_resource_files_land_in_the_working_directory(tmp_pat
 def test_a_download_that_fails_names_its_source(tmp_path, web):
     _, base = web
     with pytest.raises(staging.StagingError) as caught:
-        staging.download([{"httpUrl": f"{base}/missing", "filePath": "x"}], tmp_path / "wd")
+        (tmp_path / "wd").mkdir()
+        staging.download([{"httpUrl": f"{base}/missing", "filePath": "x"}], tmp_path / "wd", account=ACCOUNT)
     failure = caught.value.failure
     assert failure["code"] == "ResourceFileDownloadError"
     assert {"name": "Source", "value": f"{base}/missing"} in failure["details"]
@@ -105,9 +110,9 @@ def test_a_download_never_writes_through_a_symlink(tmp_path):
     (workdir / "file").symlink_to(outside / "victim")
     put_blob("c", "x", b"payload")
     with pytest.raises(staging.StagingError):  # wd/door/x would be outside
-        staging.download([{"autoStorageContainerName": "c", "filePath": "door"}], workdir)
+        staging.download([{"autoStorageContainerName": "c", "filePath": "door"}], workdir, account=ACCOUNT)
     put_blob("d", "file", b"replaced")  # wd/file is a symlink: it is replaced, not written through
-    staging.download([{"autoStorageContainerName": "d"}], workdir)
+    staging.download([{"autoStorageContainerName": "d"}], workdir, account=ACCOUNT)
     assert not (workdir / "file").is_symlink() and (workdir / "file").read_bytes() == b"replaced"
     assert (outside / "victim").read_text() == "safe"
     assert sorted(p.name for p in outside.iterdir()) == ["victim"]
@@ -182,7 +187,7 @@ def test_patterns_paths_and_names_of_uploads(tmp_path):
         out("**/*.csv", path="tables"),
         out("b.log", path="logs/run-1.log"),
         out("../std*.txt", container="logs"),
-    ], workdir, succeeded=True)
+    ], workdir, account=ACCOUNT, succeeded=True)
     assert blobs("results") == ["flat/a.txt", "logs/run-1.log", "tables/sub/c.csv", "tables/sub/deeper/d.csv"]
     assert blobs("logs") == ["stderr.txt", "stdout.txt"]
     assert blob("results", "logs/run-1.log") == b"b"
@@ -195,17 +200,18 @@ def test_upload_conditions(tmp_path):
     files = [out("a.txt", path="on-success", condition="taskSuccess"),
              out("a.txt", path="on-failure", condition="taskfailure"),
              out("a.txt", path="always")]
-    staging.upload(files, workdir, succeeded=False)
+    staging.upload(files, workdir, account=ACCOUNT, succeeded=False)
     assert blobs("results") == ["always", "on-failure"]
-    staging.upload(files, workdir, succeeded=True)
+    staging.upload(files, workdir, account=ACCOUNT, succeeded=True)
     assert blobs("results") == ["always", "on-failure", "on-success"]
 
 
 def test_a_named_output_that_is_missing_is_an_upload_error(tmp_path):
     workdir = task_tree(tmp_path)
-    assert staging.upload([out("nothing-*.bin")], workdir, succeeded=True) == []  # a pattern may match nothing
+    # A pattern may match nothing.
+    assert staging.upload([out("nothing-*.bin")], workdir, account=ACCOUNT, succeeded=True) == []
     with pytest.raises(staging.StagingError) as caught:
-        staging.upload([out("result.bin")], workdir, succeeded=True)
+        staging.upload([out("result.bin")], workdir, account=ACCOUNT, succeeded=True)
     assert caught.value.failure["code"] == "FileUploadError"
 
 
