@@ -8,6 +8,7 @@ A real HTTP server serves the downloads; real workers run the tasks.
 """
 
 import http.server
+import importlib
 import os
 import stat
 import threading
@@ -333,3 +334,34 @@ def test_a_slow_download_holds_up_nothing_else_on_the_worker(api, start_worker, 
     finally:
         release.set()
         server.shutdown()
+
+
+# --- containers are the account's ---------------------------------------------------------------
+
+
+def test_an_account_reads_and_writes_its_own_containers_only(tmp_path):
+    put_blob("inputs", "payroll.csv", b"account A's")
+    put_blob("results", "report.txt", b"account A's report")
+    workdir = tmp_path / "wd"
+    workdir.mkdir()
+    staging.download([{"autoStorageContainerName": "inputs"}], workdir, account="accountb")
+    assert list(workdir.iterdir()) == []  # B has no container "inputs": A's is not B's
+    (workdir / "report.txt").write_text("B's report")
+    staging.upload([out("report.txt")], workdir, account="accountb", succeeded=True)
+    assert blob("results", "report.txt") == b"account A's report"
+    assert (Path(settings.BATCHSITE_STORAGE_ROOT) / "accountb" / "results" / "report.txt").read_text() == "B's report"
+
+
+def test_containers_of_before_accounts_move_to_the_default_account_once(tmp_path, settings):
+    migration = importlib.import_module("tasks.migrations.0013_blobs_per_account")
+    root = Path(settings.BATCHSITE_STORAGE_ROOT)
+    (root / "inputs").mkdir(parents=True)
+    (root / "inputs" / "a.txt").write_text("a")
+    (root / "batchsite").mkdir()  # a container named as the default account
+    (root / "batchsite" / "b.txt").write_text("b")
+    migration.move_containers(None, None)
+    assert (root / "batchsite" / "inputs" / "a.txt").read_text() == "a"
+    assert (root / "batchsite" / "batchsite" / "b.txt").read_text() == "b"
+    migration.move_containers(None, None)  # a second database migrating over the same folder
+    assert (root / "batchsite" / "inputs" / "a.txt").read_text() == "a"
+    assert sorted(p.name for p in root.iterdir()) == [".containers-per-account", "batchsite"]
