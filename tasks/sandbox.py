@@ -310,7 +310,8 @@ class Containment:
         is gone. With `info_fd`, bubblewrap writes there the pid of the sandbox's
         first process (see `sandbox_usage`).
         """
-        after = [self.env, *(f"{k}={v}" for k, v in (loader_env or {}).items()), "--"] if loader_env else []
+        # env's options end at "--"; then NAME=VALUE operands, then the program.
+        after = [self.env, "--", *(f"{k}={v}" for k, v in (loader_env or {}).items())] if loader_env else []
         if not self.confined:
             # Unconfined, the task at least dies with its worker (its direct child, that is).
             return [self.setpriv, "--pdeathsig", "KILL", "--", *after, *argv] if self.setpriv else [*after, *argv]

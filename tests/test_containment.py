@@ -7,10 +7,12 @@ worker. In the sandbox every attempt fails. Where no sandbox can be had and the
 worker is told to run tasks unconfined, the same probes succeed: they are real.
 """
 
+import contextlib
 import json
 import os
 import pwd
 import signal
+import socket
 import subprocess
 import textwrap
 import time
@@ -26,6 +28,7 @@ from accounts.models import BatchAccount, Membership, Role
 from tasks import counts
 from tasks.files import task_dir
 from tasks.models import Task, TaskState, Worker, WorkerState
+from tasks.sandbox import split_environment
 
 from .conftest import sandbox_missing, worker_command, worker_env
 from .helpers import TASK_PYTHON, add, make_job, shared_file, wait_for
@@ -37,7 +40,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching tasks to th
 PROBES = textwrap.dedent("""
     import json, os, signal, sys
 
-    database, secret_key, worker_pid, other_stdout, storage_root = sys.argv[1:6]
+    database, secret_key, worker_pid, other_stdout, storage_root, other_shared, host_socket = sys.argv[1:8]
 
     def attempt(name, action):
         try:
@@ -61,8 +64,13 @@ PROBES = textwrap.dedent("""
     attempt("read the worker's environment",
             lambda: b"DATABASE_URL" in open(f"/proc/{worker_pid}/environ", "rb").read())
     attempt("read another account's task output", lambda: b"ACCOUNT-A-SECRET" in read(other_stdout))
-    attempt("list the storage root", lambda: "private-container" in os.listdir(storage_root))
+    attempt("list the storage root", lambda: "batchsite" in os.listdir(storage_root))
     attempt("signal the worker", lambda: os.kill(int(worker_pid), signal.SIGWINCH) is None)
+    attempt("read another account's shared directory", lambda: b"ACCOUNT-A-SHARED" in read(other_shared))
+    if host_socket:
+        import socket
+        attempt("connect to a host socket in /run",
+                lambda: socket.socket(socket.AF_UNIX).connect(host_socket) is None)
     print(json.dumps({"results": results, "errors": errors, "account": os.environ.get("AZ_BATCH_ACCOUNT_NAME")}))
 """)
 
@@ -86,55 +94,90 @@ def operator_of(account: BatchAccount, username: str) -> APIClient:
     return client
 
 
-def run_probes(start_worker, *worker_args: str, extra_env: dict | None = None) -> dict:
-    """Account A has a task with output; an operator of account B runs the probes as a task."""
+@contextlib.contextmanager
+def host_socket():
+    """A unix socket listening in the host's /run (where databases, D-Bus and container
+    runtimes listen), or "" where this user cannot make one there."""
+    if not os.access("/run", os.W_OK):
+        yield ""
+        return
+    path = f"/run/batchsite-probe-{os.getpid()}.sock"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        listener.listen(8)
+        try:
+            yield path
+        finally:
+            os.unlink(path)
+
+
+def run_probes(*worker_args: str, extra_env: dict | None = None) -> dict[str, dict]:
+    """Account A has a task with output, a blob and a shared file; an operator of account B
+    runs the probes as a task, and again as an admin task: {"nonadmin": report, "admin": report}."""
     job_a = make_job("payroll")
     [task_a] = add(job_a, "salaries", command="/bin/echo ACCOUNT-A-SECRET")
-    (settings.BATCHSITE_STORAGE_ROOT / "private-container").mkdir(parents=True)
-    (settings.BATCHSITE_STORAGE_ROOT / "private-container" / "blob.txt").write_text("A's data")
+    container = settings.BATCHSITE_STORAGE_ROOT / "batchsite" / "private-container"
+    container.mkdir(parents=True)
+    (container / "blob.txt").write_text("A's data")
+    a_shared = shared_file("a.txt", "ACCOUNT-A-SHARED\n")
     database = database_file()
     assert database.exists()
 
     env = worker_env(**(extra_env or {}))
     worker = subprocess.Popen(worker_command("--name", "probe-node", "--poll", "0.1", *worker_args), env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: Worker.objects.filter(name="probe-node", state=WorkerState.RUNNING).exists()
-                 or worker.poll() is not None, timeout=60)
-        assert worker.poll() is None, worker.stderr.read()
-        wait_for(lambda: Task.objects.filter(pk=task_a.pk, state=TaskState.COMPLETED).exists(), timeout=60)
-        mallory = operator_of(BatchAccount.objects.create(name="accountb"), "mallory")
-        script = shared_file("probes.py", PROBES, account="accountb")
-        args = [str(database), str(settings.DATA_DIR / "secret_key"), str(worker.pid),
-                str(task_dir(task_a) / "stdout.txt"), str(settings.BATCHSITE_STORAGE_ROOT)]
-        assert mallory.post("/batch/jobs", {"id": "probe", "poolInfo": {"poolId": "p"}},
-                            format="json").status_code == 201
-        response = mallory.post("/batch/jobs/probe/tasks", {
-            "id": "probes", "commandLine": " ".join([TASK_PYTHON, str(script), *args])}, format="json")
-        assert response.status_code == 201, response.content
-        probe = Task.objects.get(key="probes")
-        wait_for(lambda: Task.objects.filter(pk=probe.pk, state=TaskState.COMPLETED).exists(), timeout=60)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
-    probe.refresh_from_db()
-    out = (task_dir(probe) / "stdout.txt").read_text()
-    assert probe.exit_code == 0, (out, (task_dir(probe) / "stderr.txt").read_text())
-    return json.loads(out)
+    with host_socket() as socket_path:
+        try:
+            wait_for(lambda: Worker.objects.filter(name="probe-node", state=WorkerState.RUNNING).exists()
+                     or worker.poll() is not None, timeout=60)
+            assert worker.poll() is None, worker.stderr.read()
+            wait_for(lambda: Task.objects.filter(pk=task_a.pk, state=TaskState.COMPLETED).exists(), timeout=60)
+            mallory = operator_of(BatchAccount.objects.create(name="accountb"), "mallory")
+            script = shared_file("probes.py", PROBES, account="accountb")
+            args = [str(database), str(settings.DATA_DIR / "secret_key"), str(worker.pid),
+                    str(task_dir(task_a) / "stdout.txt"), str(settings.BATCHSITE_STORAGE_ROOT), str(a_shared),
+                    socket_path or '""']
+            assert mallory.post("/batch/jobs", {"id": "probe", "poolInfo": {"poolId": "p"}},
+                                format="json").status_code == 201
+            command = " ".join([TASK_PYTHON, str(script), *args])
+            response = mallory.post("/batch/jobs/probe/addtaskcollection", {"value": [
+                {"id": "nonadmin", "commandLine": command},
+                {"id": "admin", "commandLine": command, "userIdentity": {"autoUser": {"elevationLevel": "admin"}}},
+            ]}, format="json")
+            assert {r["status"] for r in response.json()["value"]} == {"success"}, response.content
+            probes = Task.objects.filter(job__batch_id="probe")
+            wait_for(lambda: probes.filter(state=TaskState.COMPLETED).count() == 2, timeout=60)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+    reports = {}
+    for probe in probes:
+        out = (task_dir(probe) / "stdout.txt").read_text()
+        assert probe.exit_code == 0, (out, (task_dir(probe) / "stderr.txt").read_text())
+        reports[probe.batch_id] = json.loads(out)
+    return reports
+
+
+PROBED = {"read the database", "write the database", "read the secret key", "read the worker's environment",
+          "read another account's task output", "list the storage root", "signal the worker",
+          "read another account's shared directory"}
 
 
 @needs_sandbox
-def test_a_sandboxed_task_of_another_account_reaches_nothing_of_the_service(start_worker):
-    report = run_probes(start_worker)
-    assert report["results"] == dict.fromkeys(report["results"], False), report["errors"]
-    assert len(report["results"]) == 7
-    assert report["account"] == "accountb"  # the job's account, not "batchsite"
+def test_a_sandboxed_task_of_another_account_reaches_nothing_of_the_service():
+    for who, report in run_probes().items():
+        assert PROBED <= set(report["results"]), who
+        assert report["results"] == dict.fromkeys(report["results"], False), (who, report["errors"])
+        assert report["account"] == "accountb"  # the job's account, not "batchsite"
 
 
-def test_the_same_probes_succeed_where_tasks_run_unconfined(start_worker):
+def test_the_same_probes_succeed_where_tasks_run_unconfined():
     """The probes are real: with no bubblewrap and --allow-unconfined, every one of them works."""
-    report = run_probes(start_worker, "--allow-unconfined", extra_env={"BATCHSITE_BWRAP": "/nonexistent/bwrap"})
-    assert report["results"] == dict.fromkeys(report["results"], True), report["errors"]
+    reports = run_probes("--allow-unconfined", extra_env={"BATCHSITE_BWRAP": "/nonexistent/bwrap"})
+    for who, report in reports.items():
+        assert PROBED <= set(report["results"]), who
+        assert report["results"] == dict.fromkeys(report["results"], True), (who, report["errors"])
+        assert report["account"] == "accountb"
     assert Worker.objects.get(name="probe-node").confined is False
 
 
@@ -336,3 +379,28 @@ def test_an_admin_auto_user_is_accepted_and_kept(api):
                     format="json").status_code == 201
     assert api.get("/batch/jobs/ids/tasks/t").json()["userIdentity"] == {
         "autoUser": {"scope": "task", "elevationLevel": "admin"}}
+
+
+@needs_sandbox
+def test_a_tasks_loader_variables_reach_its_own_program_only(run_worker):
+    """LD_PRELOAD and its kind would run the task's code in bubblewrap and setpriv, which run as
+    root before the drop: they are set for the task's program alone (the loader's complaint
+    about a library that is not there comes once, from that program)."""
+    job = make_job("loader")
+    add(job, "preload", command="/bin/true",
+        environment_settings=[{"name": "LD_PRELOAD", "value": "/nonexistent/evil.so"},
+                              {"name": "GCONV_PATH", "value": "/nonexistent"}])
+    add(job, "admin-preload", command="/bin/true", user_identity={"autoUser": {"elevationLevel": "admin"}},
+        environment_settings=[{"name": "LD_PRELOAD", "value": "/nonexistent/evil.so"}])
+    run_worker()
+    for task in Task.objects.filter(job=job):
+        stderr = (task_dir(task) / "stderr.txt").read_text()
+        assert stderr.count("/nonexistent/evil.so") == 1, (task.batch_id, stderr)
+        assert task.result == "success"
+
+
+def test_the_environment_is_split_at_glibcs_list():
+    safe, loader = split_environment({"PATH": "/usr/bin", "LD_PRELOAD": "x", "LD_LIBRARY_PATH": "y",
+                                      "MALLOC_CHECK_": "3", "GCONV_PATH": "z", "HOME": "/h", "TMPDIR": "/tmp"})
+    assert safe == {"PATH": "/usr/bin", "HOME": "/h", "TMPDIR": "/tmp"}
+    assert loader == {"LD_PRELOAD": "x", "LD_LIBRARY_PATH": "y", "MALLOC_CHECK_": "3", "GCONV_PATH": "z"}
