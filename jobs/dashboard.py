@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
@@ -84,7 +85,8 @@ def job_page(flt: JobFilter, size: int = PAGE_SIZE) -> tuple[list[JobRow], int |
 
 def unconfined_workers() -> list[str]:
     """Names of the live workers that run tasks without a sandbox: the jobs page warns of them."""
-    live = Worker.objects.filter(state__in=[WorkerState.RUNNING, WorkerState.STOPPING], confined=False)
+    live = Worker.objects.filter(state__in=[WorkerState.RUNNING, WorkerState.STOPPING], confined=False,
+                                 heartbeat_at__gte=timezone.now() - settings.BATCHSITE_WORKER_TIMEOUT)
     return list(live.order_by("name").values_list("name", flat=True)[:20])
 
 

@@ -444,3 +444,35 @@ def _reap(pid: int, *, wait: bool):
         if wait:
             time.sleep(0.005)
     return False
+
+
+# --- what the network leaves open ---------------------------------------------------------------
+
+
+def database_open_to_tasks() -> str | None:
+    """Why tasks on this worker could reach the database without its password, or None.
+
+    Tasks have the network (as on Batch, to call the API back and fetch data), so a
+    PostgreSQL server that lets this host in without a password (`trust`) lets them
+    in too: the sandbox hides the credentials, not the port.
+    """
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        return None
+    # Imported here: psycopg is there only where the database is PostgreSQL.
+    import psycopg
+
+    saved = os.environ.pop("PGPASSWORD", None)
+    try:
+        with psycopg.connect(host=database.get("HOST") or "localhost", port=database.get("PORT") or 5432,
+                             dbname=database["NAME"], user=database.get("USER") or None,
+                             passfile="/dev/null", connect_timeout=3):
+            pass
+    except psycopg.Error:
+        return None
+    finally:
+        if saved is not None:
+            os.environ["PGPASSWORD"] = saved
+    return (f"PostgreSQL at {database.get('HOST') or 'localhost'}:{database.get('PORT') or 5432} lets this host "
+            f"in as {database.get('USER')!r} without a password, so every task on this worker can connect to it: "
+            "require a password (scram-sha-256 in pg_hba.conf) for the worker machines")

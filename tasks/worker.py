@@ -282,6 +282,7 @@ class WorkerLoop:
     def run(self) -> None:
         if self.containment.confined:
             become_subreaper()  # to reap each sandbox's init for its usage (tasks.sandbox)
+        make_node_root_private()
         self.register()
         self.install_signal_handlers()
         log.info("worker %s started with %d slot(s); tasks %s", self.name, self.slots, self.containment.describe())
@@ -299,13 +300,13 @@ class WorkerLoop:
         with transaction.atomic():
             existing = Worker.objects.select_for_update().filter(name=self.name).first()
             if (existing and existing.state != WorkerState.STOPPED and existing.heartbeat_at > stale_before
-                    and not predecessor_is_dead(existing, hostname)):
+                    and not predecessor_is_dead(existing, hostname, pid_namespace())):
                 raise RuntimeError(f"a worker named {self.name!r} is alive (pid {existing.pid} on "
                                    f"{existing.hostname}); give this one another --name")
             Worker.objects.update_or_create(name=self.name, defaults=dict(
                 hostname=hostname, pid=os.getpid(), slots=self.slots, state=WorkerState.RUNNING,
                 started_at=now, heartbeat_at=now, confined=self.containment.confined,
-                containment=self.containment.describe()))
+                containment=self.containment.describe(), pid_namespace=pid_namespace()))
         # Runs left behind by an earlier life of this name go back to the queue; the
         # release tasks it did not finish are owed again.
         if requeued := services.requeue_tasks(node_id=self.name):
@@ -690,15 +691,25 @@ def requeue_dead_workers() -> int:
     return total
 
 
-def predecessor_is_dead(worker: Worker, hostname: str) -> bool:
-    """Whether the process a Worker row names has provably ended: it ran on this host and its
-    pid is gone, or now belongs to a process started after it registered (a pid reused).
+def pid_namespace() -> str:
+    """This boot and PID namespace: where a pid means this process (containers may share a host name)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
+
+
+def predecessor_is_dead(worker: Worker, hostname: str, namespace: str) -> bool:
+    """Whether the process a Worker row names has provably ended: it ran on this host, in this
+    boot and PID namespace, and its pid is gone, or now belongs to a process started after
+    it registered (a pid reused).
 
     A worker restarted by a supervisor right after a crash may then take its name at
     once, instead of waiting for the heartbeat to expire.
     """
-    if worker.hostname != hostname:
-        return False  # another machine's process: only its heartbeat can tell
+    if worker.hostname != hostname or not namespace or worker.pid_namespace != namespace:
+        return False  # another machine's (or container's) process: only its heartbeat can tell
     if worker.pid == os.getpid():
         return True  # our own pid, in a new process (containers restart at low pids)
     try:
@@ -722,6 +733,16 @@ def process_start_time(pid: int) -> float | None:
     except (OSError, ValueError, IndexError, StopIteration):
         return None
     return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def make_node_root_private() -> None:
+    """The node root holds every account's task directories (open to all inside, for the
+    sandbox): it is the worker's alone, wherever it is (an NFS mount outside the data
+    directory, say)."""
+    root = Path(settings.BATCHSITE_NODE_ROOT)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if root.stat().st_uid == os.geteuid() and root.stat().st_mode & 0o077:
+        root.chmod(0o700)
 
 
 def default_name() -> str:

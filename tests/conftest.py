@@ -69,6 +69,8 @@ def sandbox_missing() -> str | None:
     try:
         Containment.for_worker()
     except ContainmentUnavailable as why:
+        if os.environ.get("BATCHSITE_REQUIRE_SANDBOX"):  # CI: the sandbox is what is tested, never skipped
+            raise RuntimeError(f"BATCHSITE_REQUIRE_SANDBOX is set, but tasks cannot be sandboxed here: {why}")
         return f"tasks cannot be sandboxed here ({why})"
     return None
 

@@ -28,7 +28,7 @@ from accounts.models import BatchAccount, Membership, Role
 from tasks import counts
 from tasks.files import task_dir
 from tasks.models import Task, TaskState, Worker, WorkerState
-from tasks.sandbox import split_environment
+from tasks.sandbox import database_open_to_tasks, split_environment
 
 from .conftest import sandbox_missing, worker_command, worker_env
 from .helpers import TASK_PYTHON, add, make_job, shared_file, wait_for
@@ -404,3 +404,49 @@ def test_the_environment_is_split_at_glibcs_list():
                                       "MALLOC_CHECK_": "3", "GCONV_PATH": "z", "HOME": "/h", "TMPDIR": "/tmp"})
     assert safe == {"PATH": "/usr/bin", "HOME": "/h", "TMPDIR": "/tmp"}
     assert loader == {"LD_PRELOAD": "x", "LD_LIBRARY_PATH": "y", "MALLOC_CHECK_": "3", "GCONV_PATH": "z"}
+
+
+def test_a_predecessor_is_dead_only_when_its_pid_is_provably_gone_here():
+    from django.utils import timezone
+
+    from tasks.worker import pid_namespace, predecessor_is_dead
+
+    here, host = pid_namespace(), socket.gethostname()
+    gone = subprocess.Popen(["/bin/true"])
+    gone.wait()  # a pid that has just ended
+    row = Worker(name="w", hostname=host, pid=gone.pid, slots=1, started_at=timezone.now(),
+                 heartbeat_at=timezone.now(), pid_namespace=here)
+    assert predecessor_is_dead(row, host, here)
+    row.pid = os.getppid()  # alive, and started before the row says it registered
+    assert not predecessor_is_dead(row, host, here)
+    row.pid = gone.pid
+    assert not predecessor_is_dead(row, "another-host", here)
+    assert not predecessor_is_dead(row, host, "another-boot/4026531836")  # a container of the same name
+
+
+def test_the_node_root_is_the_workers_alone(run_worker):
+    root = settings.BATCHSITE_NODE_ROOT
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)
+    run_worker()
+    assert root.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_worker_warns_when_the_database_lets_tasks_in_without_a_password(run_worker):
+    """The sandbox hides the credentials, not the port: a trusting PostgreSQL is said out loud."""
+    open_to_tasks = database_open_to_tasks()
+    if connection.vendor == "sqlite":
+        assert open_to_tasks is None
+    else:
+        import psycopg  # there only where the database is PostgreSQL
+
+        s = connection.settings_dict
+        try:
+            psycopg.connect(host=s["HOST"] or "localhost", port=s["PORT"] or 5432, dbname=s["NAME"],
+                            user=s["USER"], passfile="/dev/null", password="", connect_timeout=3).close()
+            trusting = True
+        except psycopg.Error:
+            trusting = False
+        assert (open_to_tasks is not None) == trusting
+    result = run_worker()
+    assert ("without a password" in result.stderr) == (open_to_tasks is not None)

@@ -65,6 +65,7 @@ def swapping_task(node_root, tmp_path):
     for name in ("stdout.txt", "stderr.txt", "wd/data.txt"):
         (directory / name).write_bytes(INSIDE)
     swapper = subprocess.Popen([sys.executable, "-c", SWAPPER, str(directory), str(outside)])
+    task.swapper = swapper
     yield task
     swapper.kill()
     swapper.wait()
@@ -115,3 +116,6 @@ def test_reads_never_show_what_a_swapped_symlink_points_to(server, swapping_task
         if method == "GET" and length is not None:
             assert len(response.content) == int(length), (method, path)
     assert statuses.get(200, 0) > 100, statuses  # most reads found a regular file, and read it
+    # The race was on: the swapper ran throughout, and some reads met a symlink (or a FIFO) and were refused.
+    assert swapping_task.swapper.poll() is None
+    assert sum(n for status, n in statuses.items() if 400 <= status < 500) > 0, statuses

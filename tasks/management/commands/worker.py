@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks.sandbox import Containment, ContainmentUnavailable
+from tasks.sandbox import Containment, ContainmentUnavailable, database_open_to_tasks
 from tasks.worker import WorkerLoop, default_name
 
 UNCONFINED_WARNING = """
@@ -38,5 +38,7 @@ class Command(BaseCommand):
                                "unconfined.") from None
         if not containment.confined:
             self.stderr.write(UNCONFINED_WARNING.format(why=containment.why_unconfined))
+        elif open_database := database_open_to_tasks():
+            self.stderr.write(f"\n  WARNING: {open_database}.\n\n")
         WorkerLoop(name=name or default_name(), slots=slots, grace=grace, poll_interval=poll,
                    exit_when_idle=exit_when_idle, containment=containment).run()
