@@ -12,7 +12,6 @@ from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,6 +23,7 @@ from batchapi.ids import id_key
 from batchapi.wire import iso
 from tasks import counts
 from tasks import services as task_services
+from tasks.downloads import under_asgi
 from tasks.models import Task, TaskState
 
 from . import dashboard, services
@@ -217,18 +217,11 @@ def task_csv(request, job_id):
                 return
             yield text
 
-    async def async_lines():
-        yield header
-        position = after
-        while position is not None:
-            try:
-                text, position = await sync_to_async(_csv_rows)(job, flt, position)
-            except Exception:
-                yield stopped()
-                return
+    async def async_lines():  # the same lines, each chunk's query on the ORM's thread
+        chunks = lines()
+        while (text := await sync_to_async(next)(chunks, None)) is not None:
             yield text
 
-    response = StreamingHttpResponse(async_lines() if isinstance(request, ASGIRequest) else lines(),
-                                     content_type="text/csv")
+    response = StreamingHttpResponse(async_lines() if under_asgi(request) else lines(), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{job.batch_id}-tasks.csv"'
     return response

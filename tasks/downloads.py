@@ -71,10 +71,14 @@ class AsyncBody(_Body):
                 self.close()
 
 
+def under_asgi(request) -> bool:
+    """Whether the request came through ASGI (where a streamed body must be asynchronous)."""
+    return isinstance(getattr(request, "_request", request), ASGIRequest)  # DRF's Request wraps Django's
+
+
 def file_response(request, file: TaskFile, start: int, end: int) -> StreamingHttpResponse:
     """Stream [start, end) of `file` (which the response then owns) with its Content-Length."""
-    asgi = isinstance(getattr(request, "_request", request), ASGIRequest)  # DRF's Request wraps Django's
-    body = (AsyncBody if asgi else SyncBody)(file, start, end)
+    body = (AsyncBody if under_asgi(request) else SyncBody)(file, start, end)
     response = StreamingHttpResponse(body, content_type="application/octet-stream")
     response["Content-Length"] = str(end - start)
     return response
