@@ -17,13 +17,13 @@ $(STAMP): requirements.txt requirements-dev.txt | $(PY)
 install: $(STAMP)
 
 run: install
-	@bash scripts/ensure-bubblewrap.sh
+	@bash scripts/ensure-debian-package.sh "$${BATCHSITE_BWRAP:-bwrap}" bubblewrap "tasks run unconfined (the worker says so)"
 	$(PY) manage.py migrate --no-input
 	@bash scripts/run.sh
 
 test: install
-	@bash scripts/ensure-bubblewrap.sh
-	@bash scripts/ensure-chromium.sh
+	@bash scripts/ensure-debian-package.sh "$${BATCHSITE_BWRAP:-bwrap}" bubblewrap "the containment tests skip"
+	@bash scripts/ensure-debian-package.sh "$${BATCHSITE_CHROMIUM:-/usr/bin/chromium}" chromium "the browser tests skip"
 	@PYTHON=$(PYTHON) bash scripts/ensure-azure-cli.sh
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
