@@ -286,6 +286,8 @@ BATCHSITE_NODE_USERS = env_list("BATCHSITE_NODE_USERS", "")
 # More paths to hide from tasks, beside the data directory, the storage, the database,
 # the installation and the worker's home.
 BATCHSITE_SANDBOX_HIDE = env_list("BATCHSITE_SANDBOX_HIDE", "")
+# Each of a task's /tmp and /dev/shm (memory) holds at most this much.
+BATCHSITE_TASK_TMP_BYTES = env_int("BATCHSITE_TASK_TMP_MB", 1024) * 1024 * 1024
 
 # Rows of task counts per job: workers finishing tasks of one job at once spread
 # their increments over these instead of queueing on one row lock.

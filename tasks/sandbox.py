@@ -28,9 +28,10 @@ tasks in a user namespace of their own, which with the hidden paths and the PID
 namespace keeps them from the worker's files and processes.
 
 bubblewrap and setpriv run as root before the drop, so the task's environment
-never reaches them whole: the variables the dynamic loader obeys (LD_PRELOAD
-and the rest of glibc's list for set-user-id programs) are set by `env` only
-after it, for the task's own program.
+never reaches them: they run with a fixed one, and `env -i` sets the task's
+only after the drop (LD_PRELOAD and the C library's message catalogues would
+otherwise be read by root). bubblewrap takes its arguments from a memory file,
+so the task's environment is not on its command line for the host to read.
 
 The sandbox dies with its worker (`--die-with-parent` on each process of the
 sandbox; the PID namespace ends with its first process), so a `kill -9` of the
@@ -47,6 +48,8 @@ import json
 import logging
 import os
 import pwd
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -269,9 +272,13 @@ class Containment:
             script = 'test -w "$2/stdout.txt" && ! ls "$1"/* >/dev/null 2>&1 && test "$(id -u)" = 0'
             argv = ["/bin/sh", "-c", script, "sh", str(probe), str(directory)]
             admin = replace(self.nonadmin, root_inside=True)
-            proc = subprocess.run(self.command(argv, directory=directory, binds=[directory], run_as=admin),
-                                  cwd="/", env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-                                  timeout=30, umask=TASK_UMASK)
+            env = TaskEnvironment({"PATH": "/usr/bin:/bin"})
+            try:
+                command = self.command(argv, directory=directory, binds=[directory], run_as=admin, env=env)
+                proc = subprocess.run(command, cwd="/", env=CLEAN_ENVIRONMENT, capture_output=True, text=True,
+                                      timeout=30, umask=TASK_UMASK, pass_fds=[env.fd])
+            finally:
+                env.close()
         if proc.returncode != 0:
             raise ContainmentUnavailable(f"bubblewrap could not run a task here (exit {proc.returncode}: "
                                          f"{proc.stderr.strip()[:300] or 'the hidden paths were visible'})")
@@ -302,21 +309,22 @@ class Containment:
     # --- the command line --------------------------------------------------------------------
 
     def command(self, argv: list[str], *, directory: Path, binds: list[Path], read_only: list[Path] = (),
-                run_as: RunAs, loader_env: dict[str, str] | None = None, info_fd: int | None = None) -> list[str]:
-        """The argv that runs `argv` in `directory`/wd, sandboxed when this worker can.
+                run_as: RunAs, env: "TaskEnvironment", info_fd: int | None = None) -> list[str]:
+        """The argv that runs `argv` in `directory`/wd with the task's environment `env`, sandboxed
+        when this worker can. Run it with CLEAN_ENVIRONMENT, passing env.fd (see TaskEnvironment).
 
-        `binds` are writable in the sandbox, `read_only` readable; `loader_env` (see
-        split_environment) is set for the task's program only, after every privilege
-        is gone. With `info_fd`, bubblewrap writes there the pid of the sandbox's
-        first process (see `sandbox_usage`).
+        `binds` are writable in the sandbox, `read_only` readable. With `info_fd`,
+        bubblewrap writes there the pid of the sandbox's first process (see
+        `sandbox_usage`).
         """
-        # env's options end at "--"; then NAME=VALUE operands, then the program.
-        after = [self.env, "--", *(f"{k}={v}" for k, v in (loader_env or {}).items())] if loader_env else []
+        after = env.setter(self.env)
         if not self.confined:
             # Unconfined, the task at least dies with its worker (its direct child, that is).
             return [self.setpriv, "--pdeathsig", "KILL", "--", *after, *argv] if self.setpriv else [*after, *argv]
         args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm",
+                # Bounded: a tmpfs is memory. Big files belong in the task's directory.
+                "--perms", "1777", "--size", str(settings.BATCHSITE_TASK_TMP_BYTES), "--tmpfs", "/tmp",
+                "--perms", "1777", "--size", str(settings.BATCHSITE_TASK_TMP_BYTES), "--tmpfs", "/dev/shm",
                 # Host sockets live here (the database's, D-Bus, systemd, container runtimes):
                 # none is the task's. What name resolution needs comes back read-only.
                 "--tmpfs", "/run", "--ro-bind-try", "/run/systemd/resolve", "/run/systemd/resolve"]
@@ -369,25 +377,53 @@ class Containment:
 
 # --- the environment ------------------------------------------------------------------------------
 
-# What glibc drops from the environment of set-user-id programs (its unsecvars.h):
-# variables that make the dynamic loader or the C library load or read files of the
-# caller's choosing. bubblewrap and setpriv run as root before the drop, so these
-# go to the task's own program only, by `env`, after it. (glibc lists TMPDIR too,
-# for temporary files, which neither program makes.)
-LOADER_VARIABLES = frozenset({
-    "GCONV_PATH", "GETCONF_DIR", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "NIS_PATH", "NLSPATH",
-    "RESOLV_HOST_CONF", "RES_OPTIONS", "TZDIR",
-})
-LOADER_PREFIXES = ("LD_", "MALLOC_", "GLIBC_")
+# All that bubblewrap and setpriv (root, before the drop) see of an environment.
+CLEAN_ENVIRONMENT = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def split_environment(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(what may be the environment of bubblewrap and setpriv, what is set after the drop)."""
-    safe, loader = {}, {}
-    for name, value in env.items():
-        unsafe = name in LOADER_VARIABLES or name.startswith(LOADER_PREFIXES)
-        (loader if unsafe else safe)[name] = value
-    return safe, loader
+class TaskEnvironment:
+    """A task's environment, set only once every privilege is gone.
+
+    bubblewrap and setpriv run as root before the drop and would obey the loader's
+    and the C library's variables (LD_PRELOAD; LANGUAGE, for the catalogues of their
+    messages...), so they get CLEAN_ENVIRONMENT. The task's variables go in a memory
+    file, not on a command line (which every user of the host can read, and which
+    would show the task's token); after the drop `/bin/sh` reads them from it and
+    runs the program. A name no shell can set (rare: `MY-VAR`) is set
+    by `env` on the command line instead.
+    """
+
+    def __init__(self, env: dict[str, str]):
+        self.fd = os.memfd_create("task-environment", os.MFD_CLOEXEC)
+        lines = [f"export {name}={shlex.quote(value)}\n" for name, value in env.items() if SHELL_NAME.fullmatch(name)]
+        os.write(self.fd, "".join(lines).encode("utf-8", "surrogateescape"))
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        self.odd = [f"{name}={value}" for name, value in env.items() if not SHELL_NAME.fullmatch(name)]
+
+    def setter(self, env_program: str = "/usr/bin/env") -> list[str]:
+        """What goes before the task's argv: a shell that takes on the environment, then runs it."""
+        # (The program inherits the descriptor, of its own environment: dash closes none above 9.)
+        script = f'unset PATH LC_ALL; . /dev/fd/{self.fd}; exec "$@"'
+        return ["/bin/sh", "-c", script, "sh", *([env_program, "--", *self.odd] if self.odd else [])]
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def args_fd(argv: list[str]) -> tuple[list[str], int]:
+    """bubblewrap's arguments through a memory file (`--args FD`), not its command line.
+
+    The command line of a process is there for every user of the host to read, for
+    as long as it runs, and bubblewrap's (its sandbox's first process shares it)
+    would show what the sandbox hides and where; the task's environment is never
+    on it (TaskEnvironment).
+    """
+    end = argv.index("--")  # the options go in the file; the command stays (bubblewrap wants it so)
+    fd = os.memfd_create("bwrap-args", os.MFD_CLOEXEC)
+    os.write(fd, b"".join(os.fsencode(arg) + b"\0" for arg in argv[1:end]))
+    os.lseek(fd, 0, os.SEEK_SET)
+    return [argv[0], "--args", str(fd), *argv[end:]], fd
 
 
 # --- what a sandboxed run used -------------------------------------------------------------

@@ -36,13 +36,15 @@ from .files import node_task_dir, shared_dir, task_dir, working_dir
 from .models import NodeTask, Task, TaskState, Worker, WorkerState
 from .rundirs import prepare_run_directory
 from .sandbox import (
+    CLEAN_ENVIRONMENT,
     TASK_UMASK,
     Containment,
     IdentityRefused,
     RunAs,
+    TaskEnvironment,
+    args_fd,
     become_subreaper,
     sandbox_usage,
-    split_environment,
 )
 
 log = logging.getLogger("batchsite.worker")
@@ -168,26 +170,31 @@ def start_process(containment: Containment, command_line: str, directory: Path, 
     if not error and not containment.visible_program(argv[0], path=env.get("PATH", os.defpath), cwd=workdir,
                                                      binds=writable + read_only):
         error = "No such file or directory"
-    out, err = prepare_run_directory(directory, run_as.owner)
-    # The loader's variables reach the task's program only, never bubblewrap or setpriv (root).
-    env, loader_env = split_environment(env)
     proc = info_read = None
+    try:
+        out, err = prepare_run_directory(directory, run_as.owner)
+    except (OSError, RecursionError) as exc:  # what an earlier run left cannot be cleared: this run fails
+        return None, f"the task's directory cannot be made ready: {exc}", None
     try:
         if not error:
             info_read, info_write = os.pipe() if containment.confined else (None, None)
+            variables = TaskEnvironment(env)
+            command = containment.command(argv, directory=directory, binds=writable, read_only=read_only,
+                                          run_as=run_as, env=variables, info_fd=info_write)
+            command, args = args_fd(command) if containment.confined else (command, None)
             try:
                 proc = subprocess.Popen(
-                    containment.command(argv, directory=directory, binds=writable, read_only=read_only,
-                                        run_as=run_as, loader_env=loader_env, info_fd=info_write),
-                    cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    command, cwd=workdir, env=CLEAN_ENVIRONMENT, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                     start_new_session=True, close_fds=True, umask=TASK_UMASK,
-                    pass_fds=[info_write] if info_write is not None else [],
+                    pass_fds=[fd for fd in (info_write, args, variables.fd) if fd is not None],
                 )
-            except OSError as exc:  # not executable, bad interpreter, ...
-                error = f"{exc.strerror or exc}"
+            except (OSError, ValueError) as exc:  # not executable, bad interpreter, a NUL in an argument ...
+                error = f"{getattr(exc, 'strerror', None) or exc}"
             finally:
-                if info_write is not None:
-                    os.close(info_write)
+                variables.close()
+                for fd in (info_write, args):
+                    if fd is not None:
+                        os.close(fd)
             if proc is None and info_read is not None:
                 os.close(info_read)
                 info_read = None
