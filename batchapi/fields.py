@@ -1,5 +1,6 @@
 """Serializer fields and validation shared by the job and task APIs."""
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from .errors import BatchError, invalid_property, missing_property
@@ -78,7 +79,9 @@ class NameValueSerializer(serializers.Serializer):
 
 
 class EnvironmentSettingSerializer(NameValueSerializer):
-    pass
+    # What execve can carry: a name holds no "=" (nor NUL, refused for every string).
+    name = serializers.CharField(max_length=1024, validators=[RegexValidator(r"^[^=]+\Z",
+                                                                             "a variable's name cannot hold '='")])
 
 
 class MetadataItemSerializer(NameValueSerializer):

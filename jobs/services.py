@@ -1,7 +1,6 @@
 """Every change to a job: create, update, terminate, delete (and the purge after it)."""
 
 import logging
-import shutil
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q
@@ -11,6 +10,7 @@ from batchapi.errors import BatchError, job_not_found
 from batchapi.ids import id_key
 from tasks import counts
 from tasks.files import job_dir
+from tasks.rundirs import remove_tree
 
 from . import events
 from .models import Job, JobState, OnAllTasksComplete
@@ -278,7 +278,7 @@ def purge_deleted_jobs(*, chunk: int = 5000) -> int:
                 removed += chunk_rows.delete()[0]
                 counts.apply(job.pk, delta)
                 continue
-        shutil.rmtree(job_dir(job), ignore_errors=True)
+        remove_tree(job_dir(job))
         with transaction.atomic():
             removed += Job.objects.filter(pk=job.pk, state=JobState.DELETING).delete()[0]
             events.job_changed(job.pk)

@@ -272,9 +272,9 @@ class Worker(models.Model):
     # shown as such wherever workers are.
     confined = models.BooleanField(default=True)
     containment = models.CharField(max_length=200, blank=True, default="")
-    # The boot and PID namespace its pid belongs to: a pid says whether a process
-    # lives only within them (two containers may share a host name).
-    pid_namespace = models.CharField(max_length=80, blank=True, default="")
+    # Which process it is: boot, PID namespace, pid and start time (tasks.worker.process_key).
+    # A pid alone does not say: two containers may share a host name, and pids are reused.
+    process_key = models.CharField(max_length=120, blank=True, default="")
 
     class Meta:
         indexes = [

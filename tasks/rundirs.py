@@ -11,11 +11,15 @@ is the task's.
 """
 
 import errno
+import logging
 import os
 import secrets
 import shutil
 import stat
+import subprocess
 from pathlib import Path
+
+log = logging.getLogger("batchsite.worker")
 
 DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -33,6 +37,24 @@ class Owner:
 
 
 WORKER = Owner()
+
+
+def remove_tree(path: Path | str, *, dir_fd: int | None = None) -> None:
+    """Remove a directory tree a task made, however deep, never following a link.
+
+    shutil.rmtree recurses (on Python 3.11): a task that nests a few thousand
+    folders would make it raise RecursionError, in the worker's loop. GNU rm walks
+    any depth; it is the fallback.
+    """
+    try:
+        shutil.rmtree(path, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # what cannot go stays; it must not stop the worker
+        log.warning("could not remove %s: %s", path, exc)
+    except RecursionError:
+        where = f"/proc/{os.getpid()}/fd/{dir_fd}/{path}" if dir_fd is not None else str(path)
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", where], check=False, capture_output=True)
 
 
 def open_directory(path: Path) -> int:
@@ -92,7 +114,7 @@ def new_file_at(dir_fd: int, name: str, owner: Owner = WORKER, mode: int = 0o644
         pass
     else:
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(name, dir_fd=dir_fd)
+            remove_tree(name, dir_fd=dir_fd)
         else:
             os.unlink(name, dir_fd=dir_fd)
     fd = os.open(name, NEW_FILE, mode, dir_fd=dir_fd)

@@ -6,7 +6,6 @@ else writes `Task.state` or a count. Each change is a compare-and-set
 which is correct on SQLite and PostgreSQL alike.
 """
 
-import shutil
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,6 +22,7 @@ from jobs.services import lock_open_job, settle_job
 from . import counts, dependencies, exits, node_tasks, stats
 from .files import task_dir
 from .models import NodeTask, Task, TaskKind, TaskResult, TaskState
+from .rundirs import remove_tree
 
 RUNNING_STATES = (TaskState.PREPARING, TaskState.RUNNING)
 
@@ -571,7 +571,7 @@ def delete_task(*, task: Task) -> None:
         counts.apply(task.job_id, counts.scaled(counts.bucket(row["state"], row["result"]), -1))
         settle_job(Job(pk=task.job_id))
         directory = task_dir(task)
-        transaction.on_commit(lambda: shutil.rmtree(directory, ignore_errors=True))
+        transaction.on_commit(lambda: remove_tree(directory))
 
 
 def update_task_constraints(*, task: Task, max_wall_clock_time: timedelta | None,
@@ -603,7 +603,7 @@ def remove_expired_task_files(*, limit: int = 200) -> int:
     for task in due:
         if Task.objects.filter(pk=task.pk, files_expire_at__lte=now, files_removed_at=None).update(
                 files_removed_at=now):
-            shutil.rmtree(task_dir(task), ignore_errors=True)
+            remove_tree(task_dir(task))
             removed += 1
     return removed
 

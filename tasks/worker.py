@@ -307,13 +307,13 @@ class WorkerLoop:
         with transaction.atomic():
             existing = Worker.objects.select_for_update().filter(name=self.name).first()
             if (existing and existing.state != WorkerState.STOPPED and existing.heartbeat_at > stale_before
-                    and not predecessor_is_dead(existing, hostname, pid_namespace())):
+                    and not predecessor_is_dead(existing, hostname)):
                 raise RuntimeError(f"a worker named {self.name!r} is alive (pid {existing.pid} on "
                                    f"{existing.hostname}); give this one another --name")
             Worker.objects.update_or_create(name=self.name, defaults=dict(
                 hostname=hostname, pid=os.getpid(), slots=self.slots, state=WorkerState.RUNNING,
                 started_at=now, heartbeat_at=now, confined=self.containment.confined,
-                containment=self.containment.describe(), pid_namespace=pid_namespace()))
+                containment=self.containment.describe(), process_key=process_key(os.getpid())))
         # Runs left behind by an earlier life of this name go back to the queue; the
         # release tasks it did not finish are owed again.
         if requeued := services.requeue_tasks(node_id=self.name):
@@ -698,48 +698,31 @@ def requeue_dead_workers() -> int:
     return total
 
 
-def pid_namespace() -> str:
-    """This boot and PID namespace: where a pid means this process (containers may share a host name)."""
+def process_key(pid: int) -> str:
+    """Which process `pid` is, in words no other process shares: this boot, this PID
+    namespace, the pid and the moment it started (in clock ticks since boot, which no
+    change of the wall clock moves); "" where /proc cannot tell."""
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
-    except OSError:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+        # The command name may hold spaces and parentheses: the fields follow the last ')'.
+        started = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
         return ""
+    return f"{boot}/{namespace}/{pid}/{started}"
 
 
-def predecessor_is_dead(worker: Worker, hostname: str, namespace: str) -> bool:
-    """Whether the process a Worker row names has provably ended: it ran on this host, in this
-    boot and PID namespace, and its pid is gone, or now belongs to a process started after
-    it registered (a pid reused).
+def predecessor_is_dead(worker: Worker, hostname: str) -> bool:
+    """Whether the process a Worker row names has provably ended: it ran on this host, in
+    this boot and PID namespace, and no process of its pid and start time lives.
 
     A worker restarted by a supervisor right after a crash may then take its name at
     once, instead of waiting for the heartbeat to expire.
     """
-    if worker.hostname != hostname or not namespace or worker.pid_namespace != namespace:
+    here = process_key(os.getpid()).rsplit("/", 2)[0]
+    if worker.hostname != hostname or not here or worker.process_key.rsplit("/", 2)[0] != here:
         return False  # another machine's (or container's) process: only its heartbeat can tell
-    if worker.pid == os.getpid():
-        return True  # our own pid, in a new process (containers restart at low pids)
-    try:
-        os.kill(worker.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass  # alive, another user's
-    started = process_start_time(worker.pid)
-    return started is not None and started > worker.started_at.timestamp() + 1
-
-
-def process_start_time(pid: int) -> float | None:
-    """When a process started (seconds since the epoch), from /proc; None where that cannot be read."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            # The command name may hold spaces and parentheses: the fields follow the last ')'.
-            ticks = int(f.read().rpartition(")")[2].split()[19])
-        with open("/proc/stat") as f:
-            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
+    return process_key(worker.pid) != worker.process_key  # gone, or its pid is another's now
 
 
 def make_node_root_private() -> None:
@@ -748,8 +731,12 @@ def make_node_root_private() -> None:
     directory, say)."""
     root = Path(settings.BATCHSITE_NODE_ROOT)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if root.stat().st_uid == os.geteuid() and root.stat().st_mode & 0o077:
-        root.chmod(0o700)
+    if root.stat().st_mode & 0o077:
+        if root.stat().st_uid == os.geteuid():
+            root.chmod(0o700)
+        else:
+            log.warning("the node root %s is open to others and not ours to close: every account's task "
+                        "directories can be read there", root)
 
 
 def default_name() -> str:

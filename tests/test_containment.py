@@ -28,6 +28,7 @@ from accounts.models import BatchAccount, Membership, Role
 from tasks import counts
 from tasks.files import task_dir
 from tasks.models import Task, TaskState, Worker, WorkerState
+from tasks.rundirs import prepare_run_directory, remove_tree
 from tasks.sandbox import Containment, RunAs, TaskEnvironment, args_fd, database_open_to_tasks
 
 from .conftest import sandbox_missing, worker_command, worker_env
@@ -418,22 +419,28 @@ def test_nothing_of_a_tasks_environment_is_on_a_command_line_the_host_can_read()
         variables.close()
 
 
-def test_a_predecessor_is_dead_only_when_its_pid_is_provably_gone_here():
+def test_a_predecessor_is_dead_only_when_its_process_is_provably_gone_here():
     from django.utils import timezone
 
-    from tasks.worker import pid_namespace, predecessor_is_dead
+    from tasks.worker import predecessor_is_dead, process_key
 
-    here, host = pid_namespace(), socket.gethostname()
+    host = socket.gethostname()
+    alive = os.getppid()  # a process that lives on
     gone = subprocess.Popen(["/bin/true"])
-    gone.wait()  # a pid that has just ended
+    key_of_gone = process_key(gone.pid)
+    gone.wait()  # its pid has just ended
     row = Worker(name="w", hostname=host, pid=gone.pid, slots=1, started_at=timezone.now(),
-                 heartbeat_at=timezone.now(), pid_namespace=here)
-    assert predecessor_is_dead(row, host, here)
-    row.pid = os.getppid()  # alive, and started before the row says it registered
-    assert not predecessor_is_dead(row, host, here)
-    row.pid = gone.pid
-    assert not predecessor_is_dead(row, "another-host", here)
-    assert not predecessor_is_dead(row, host, "another-boot/4026531836")  # a container of the same name
+                 heartbeat_at=timezone.now(), process_key=key_of_gone)
+    assert predecessor_is_dead(row, host)
+    row.pid, row.process_key = alive, process_key(alive)
+    assert not predecessor_is_dead(row, host)
+    boot, namespace, pid, started = row.process_key.split("/")
+    row.process_key = f"{boot}/{namespace}/{pid}/{int(started) + 1}"  # its pid, another process's now
+    assert predecessor_is_dead(row, host)
+    row.process_key = process_key(alive)
+    assert not predecessor_is_dead(row, "another-host")
+    row.process_key = f"another-boot/{namespace}/{pid}/{started}"  # a container of the same name
+    assert not predecessor_is_dead(row, host)
 
 
 def test_the_node_root_is_the_workers_alone(run_worker):
@@ -462,3 +469,40 @@ def test_a_worker_warns_when_the_database_lets_tasks_in_without_a_password(run_w
         assert (open_to_tasks is not None) == trusting
     result = run_worker()
     assert ("without a password" in result.stderr) == (open_to_tasks is not None)
+
+
+def deep_tree(parent: Path, name: str, depth: int = 5000) -> None:
+    """Folders nested `depth` deep (made through descriptors: the path is longer than any PATH_MAX)."""
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    os.mkdir(name, dir_fd=fd)
+    current = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=current)
+        following = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=current)
+        os.close(current)
+        current = following
+    os.close(current)
+
+
+def test_a_tree_deeper_than_pythons_recursion_is_cleared_for_the_next_run_and_purged(tmp_path):
+    """A task that leaves 5,000 nested folders where stdout.txt was must not stop the worker."""
+    directory = tmp_path / "task"
+    directory.mkdir()
+    deep_tree(directory, "stdout.txt")
+    out, err = prepare_run_directory(directory)
+    os.close(out)
+    os.close(err)
+    assert (directory / "stdout.txt").is_file()
+    deep_tree(tmp_path, "job")
+    remove_tree(tmp_path / "job")
+    assert not (tmp_path / "job").exists()
+
+
+
+@pytest.mark.parametrize("name", ["A=B", "=", ""])
+def test_an_environment_variable_name_no_process_can_carry_is_a_400(api, name):
+    api.post("/batch/jobs", {"id": "env", "poolInfo": {"poolId": "p"}}, format="json")
+    response = api.post("/batch/jobs/env/tasks", {"id": "t", "commandLine": "/bin/true",
+                                                  "environmentSettings": [{"name": name, "value": "x"}]}, format="json")
+    assert (response.status_code, response.json()["code"]) == (400, "InvalidPropertyValue")

@@ -364,4 +364,19 @@ def test_containers_of_before_accounts_move_to_the_default_account_once(tmp_path
     assert (root / "batchsite" / "batchsite" / "b.txt").read_text() == "b"
     migration.move_containers(None, None)  # a second database migrating over the same folder
     assert (root / "batchsite" / "inputs" / "a.txt").read_text() == "a"
-    assert sorted(p.name for p in root.iterdir()) == [".containers-per-account", "batchsite"]
+    assert sorted(p.name for p in root.iterdir() if p.name != ".containers-moving.lock") == [
+        ".containers-per-account", "batchsite"]
+
+
+def test_a_move_of_containers_cut_short_is_finished_on_the_next_migrate(tmp_path, settings):
+    migration = importlib.import_module("tasks.migrations.0013_blobs_per_account")
+    root = Path(settings.BATCHSITE_STORAGE_ROOT)
+    (root / ".moving-cut-short" / "inputs").mkdir(parents=True)  # moved before the crash
+    (root / ".moving-cut-short" / "inputs" / "a.txt").write_text("a")
+    (root / "outputs").mkdir()  # not yet
+    (root / "notes.txt").write_text("not a container")
+    migration.move_containers(None, None)
+    assert (root / "batchsite" / "inputs" / "a.txt").read_text() == "a"
+    assert (root / "batchsite" / "outputs").is_dir()
+    assert (root / "notes.txt").read_text() == "not a container"
+    assert not list(root.glob(".moving-*"))

@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='worker',
-            name='pid_namespace',
-            field=models.CharField(blank=True, default='', max_length=80),
+            name='process_key',
+            field=models.CharField(blank=True, default='', max_length=120),
         ),
     ]
