@@ -1,29 +1,16 @@
-"""Which account a request acts for, and whether it may change anything there.
+"""Which accounts a user may use, in which role, and the one the dashboard shows.
 
-- Shared Key: the account that signed it, with every right (the key is the account).
-- A task's token: its own job's account, and only that job (batchapi.views).
-- A user (API token or dashboard session): an account they are a member of
-  (superusers: any). The dashboard keeps the one chosen in the session; API
-  callers name it in the `batchsite-account` header, or have just one. A viewer
-  reads; an operator may also add, change, terminate and delete.
+A user (API token or dashboard session) uses the accounts they are a member of
+(superusers: any). The dashboard keeps the one chosen in the session. A viewer
+reads; an operator may also add, change, terminate and delete. (Which account an
+API request acts for is `batchapi.access`'s to say.)
 """
 
 from django.db.models import QuerySet
-from rest_framework.authentication import SessionAuthentication
-
-from batchapi.errors import BatchError
 
 from .models import BatchAccount, Membership, Role
-from .shared_key import AccountScope
 
 SESSION_KEY = "batchsite_account"
-ACCOUNT_HEADER = "batchsite-account"
-
-
-def no_access() -> BatchError:
-    return BatchError("InsufficientAccountPermissions",
-                      "The account being accessed does not have sufficient permissions to execute this operation.",
-                      403)
 
 
 def accounts_of(user) -> QuerySet[BatchAccount]:
@@ -55,31 +42,6 @@ def memberships(user) -> list[tuple[BatchAccount, str]]:
         return [(account, Role.OPERATOR) for account in BatchAccount.objects.order_by("name")]
     rows = Membership.objects.filter(user=user).select_related("account").order_by("account__name")
     return [(row.account, row.role) for row in rows]
-
-
-def resolve(request) -> tuple[BatchAccount, bool]:
-    """(the account the API request acts for, whether it may change things there)."""
-    from batchapi.task_tokens import TaskScope
-    from jobs.models import Job
-
-    auth = request.auth
-    if isinstance(auth, AccountScope):
-        return auth.account, True
-    if isinstance(auth, TaskScope):
-        return Job.objects.select_related("account").get(pk=auth.job_pk).account, True
-    name = request.headers.get(ACCOUNT_HEADER)
-    if not name and hasattr(request, "session"):
-        name = request.session.get(SESSION_KEY)
-    mine = memberships(request.user)
-    # A logged-in browser (the browsable API) sees what its dashboard shows; a script must say.
-    if not name and len(mine) > 1 and not isinstance(request.successful_authenticator, SessionAuthentication):
-        raise BatchError("MissingRequiredHeader", "A required header was not specified.", 400, {
-            "HeaderName": ACCOUNT_HEADER, "Reason": "you are a member of several accounts: name the one to use"})
-    chosen = [(a, r) for a, r in mine if a.name == name] if name else mine[:1]
-    if not chosen:
-        raise no_access()
-    account, role = chosen[0]
-    return account, role == Role.OPERATOR
 
 
 # --- the dashboard -------------------------------------------------------------------

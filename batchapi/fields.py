@@ -94,7 +94,7 @@ class AutoUserSerializer(serializers.Serializer):
 
 
 class UserIdentitySerializer(serializers.Serializer):
-    """userIdentity: who a task runs as. The worker decides whether it can (tasks.sandbox);
+    """userIdentity: who a task runs as. The worker decides whether it can (nodes.sandbox);
     here only the shape: a user name or an auto-user, not both (the Batch docs' rule)."""
 
     userName = serializers.CharField(max_length=256, required=False)

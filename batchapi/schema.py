@@ -233,7 +233,7 @@ class SharedKeyScheme(OpenApiAuthenticationExtension):
 
 
 class TaskTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "batchapi.task_tokens.TaskTokenAuthentication"
+    target_class = "tasks.tokens.TaskTokenAuthentication"
     name = "taskToken"
 
     def get_security_definition(self, auto_schema):

@@ -7,12 +7,14 @@ from django.conf import settings
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.shared_key import AccountScope
+
 from . import conditional, versions
+from .access import TaskScope, no_access, resolve
 from .errors import BatchError, invalid_query
 from .ids import id_key
 from .input import INT64_MAX
 from .parsers import BatchJSONParser
-from .task_tokens import TaskScope
 from .wire import rfc1123
 
 JSON_CONTENT_TYPE = "application/json; odata=minimalmetadata"
@@ -25,9 +27,6 @@ class BatchView(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        from accounts.access import no_access, resolve
-        from accounts.shared_key import AccountScope
-
         versions.check(request.query_params.get("api-version"), required=isinstance(request.auth, AccountScope))
         # Every request acts within one account; a viewer only reads there.
         request.batch_account, may_change = resolve(request)
@@ -36,10 +35,8 @@ class BatchView(APIView):
         scope = request.auth
         if isinstance(scope, TaskScope):
             # A task's token reaches its own job and nothing else.
-            from jobs.models import Job
-
             job_id = kwargs.get("job_id")
-            if job_id is None or not Job.objects.filter(pk=scope.job_pk, key=id_key(job_id)).exists():
+            if job_id is None or id_key(job_id) != scope.job_key:
                 raise BatchError("AuthorizationFailure", "This request is not authorized to perform this operation.",
                                  403)
 
@@ -53,12 +50,6 @@ class BatchView(APIView):
         if client_request_id and request.headers.get("return-client-request-id", "").lower() == "true":
             response["client-request-id"] = client_request_id
         return response
-
-    def job(self, job_id: str, *, only=None):
-        """The request's account's job `job_id`, or 404 JobNotFound (also when another account has one)."""
-        from jobs.api import get_job
-
-        return get_job(job_id, account=self.request.batch_account, only=only)
 
     def base_url(self) -> str:
         """The account endpoint as the client called it, e.g. http://127.0.0.1:8000/batch."""

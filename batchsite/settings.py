@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "accounts",
     "jobs",
     "tasks",
+    "nodes",
 ]
 
 MIDDLEWARE = [
@@ -200,7 +201,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "accounts.shared_key.SharedKeyAuthentication",  # what the azure-batch SDK and az CLI send
-        "batchapi.task_tokens.TaskTokenAuthentication",  # AZ_BATCH_AUTHENTICATION_TOKEN
+        "tasks.tokens.TaskTokenAuthentication",  # AZ_BATCH_AUTHENTICATION_TOKEN
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -273,7 +274,7 @@ BATCHSITE_ACCOUNT_URL = env_str("BATCHSITE_ACCOUNT_URL", "http://127.0.0.1:8000/
 # A worker whose heartbeat is older than this is dead; its tasks are requeued.
 BATCHSITE_HEARTBEAT_SECONDS = env_int("BATCHSITE_HEARTBEAT_SECONDS", 5)
 BATCHSITE_WORKER_TIMEOUT = timedelta(seconds=env_int("BATCHSITE_WORKER_TIMEOUT_SECONDS", 30))
-# --- Task containment (tasks/sandbox.py) ---------------------------------------------
+# --- Task containment (nodes/sandbox.py) ---------------------------------------------
 # Workers run every command in a bubblewrap sandbox, as this unprivileged user when
 # the worker is root (created if missing). Without a sandbox a worker refuses to start
 # unless BATCHSITE_ALLOW_UNCONFINED_TASKS (or `worker --allow-unconfined`) says tasks may see

@@ -6,7 +6,7 @@ from accounts.views import switch_account
 from batchapi.schema import DocsView, SchemaView
 
 urlpatterns = [
-    path("batch/", include("batchapi.urls")),
+    path("batch/", include("batchsite.api_urls")),
     # The Batch API's OpenAPI schema (YAML; ?format=json for JSON) and its Swagger UI.
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),

@@ -143,16 +143,16 @@ def main():
 
     call_command("migrate", verbosity=0)
     from accounts.models import Membership, Role, default_account
-    from jobs import services as jobs
-    from tasks import services
+    from jobs.services import lifecycle
     from tasks.files import working_dir
+    from tasks.services import adding as task_adding
     from tests.browser import Server, session_cookie
 
     user = get_user_model().objects.create_user("bench", password="bench-password-1")
     Membership.objects.get_or_create(user=user, account=default_account(), defaults={"role": Role.OPERATOR})
     token = Token.objects.create(user=user).key
-    job = jobs.create_job(spec={"account": default_account(), "batch_id": "big-files"})
-    task = services.add_task(job=job, spec={"batch_id": "sparse", "command_line": "/bin/true"})
+    job = lifecycle.create_job(spec={"account": default_account(), "batch_id": "big-files"})
+    task = task_adding.add_task(job=job, spec={"batch_id": "sparse", "command_line": "/bin/true"})
     task.job = job
     size = int(args.gigabytes * 1024**3)
     wd = working_dir(task)

@@ -36,14 +36,16 @@ def main():
 
     call_command("migrate", verbosity=0)
     from accounts.models import default_account
-    from jobs import services as jobs
-    from tasks import counts, services
+    from jobs.services import lifecycle
+    from tasks import counts
+    from tasks.services import adding as task_adding
+    from tasks.services import sweeps
 
     print(f"database: {connection.vendor}")
-    big = jobs.create_job(spec={"account": default_account(), "batch_id": f"bench-big-{int(time.time())}"})
+    big = lifecycle.create_job(spec={"account": default_account(), "batch_id": f"bench-big-{int(time.time())}"})
     start = time.perf_counter()
     for first in range(0, args.tasks, 100):  # as the SDK sends them: collections of 100
-        services.add_tasks(job=big, specs=[{"batch_id": f"t{i}", "command_line": "/bin/true"}
+        task_adding.add_tasks(job=big, specs=[{"batch_id": f"t{i}", "command_line": "/bin/true"}
                                            for i in range(first, min(first + 100, args.tasks))])
     elapsed = time.perf_counter() - start
     print(f"add_tasks: {args.tasks} tasks in collections of 100: {elapsed:.2f} s ({args.tasks / elapsed:,.0f} tasks/s)")
@@ -59,16 +61,17 @@ def main():
     t0 = time.perf_counter()
     counts.actual(big.pk)
     print(f"(a full recount of the same job for comparison: {(time.perf_counter() - t0) * 1e3:.1f} ms)")
-    jobs.delete_job(job=big)
-    while jobs.purge_deleted_jobs(chunk=20_000):
+    lifecycle.delete_job(job=big)
+    while sweeps.purge_deleted_jobs(chunk=20_000):
         pass
 
     # The worker, sandboxed (as it runs tasks) and, for the cost of the sandbox, unconfined.
     for label, extra_env, extra_args in (("sandboxed", {}, []),
                                          ("unconfined", {"BATCHSITE_BWRAP": "/nonexistent"}, ["--allow-unconfined"])):
-        run = jobs.create_job(spec={"account": default_account(), "batch_id": f"bench-run-{label}-{int(time.time())}"})
+        run_id = f"bench-run-{label}-{int(time.time())}"
+        run = lifecycle.create_job(spec={"account": default_account(), "batch_id": run_id})
         for first in range(0, args.run, 100):
-            services.add_tasks(job=run, specs=[{"batch_id": f"t{i}", "command_line": "/bin/true"}
+            task_adding.add_tasks(job=run, specs=[{"batch_id": f"t{i}", "command_line": "/bin/true"}
                                                for i in range(first, min(first + 100, args.run))])
         env = dict(os.environ, BATCHSITE_LOG_LEVEL="WARNING", **extra_env)
         t0 = time.perf_counter()

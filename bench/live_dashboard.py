@@ -70,16 +70,16 @@ def load(job_id: str, seconds: float) -> None:
 
     django.setup()
     from jobs.models import Job
-    from tasks import services
+    from tasks.services import runs as task_runs
 
     job = Job.objects.get(batch_id=job_id)
     transitions, end = 0, time.monotonic() + seconds
     started = time.monotonic()
     while time.monotonic() < end:
-        claimed = services.claim_tasks(node_id="bench-load", limit=100)
+        claimed = task_runs.claim_tasks(node_id="bench-load", limit=100)
         if not claimed:
             break
-        services.finish_tasks([services.RunEnd(t, t.attempt, 0 if t.pk % 7 else 1) for t in claimed])
+        task_runs.finish_tasks([task_runs.RunEnd(t, t.attempt, 0 if t.pk % 7 else 1) for t in claimed])
         transitions += 2 * len(claimed)
     elapsed = time.monotonic() - started
     print(json.dumps({"transitions": transitions, "seconds": elapsed, "job": job.pk}))
@@ -110,8 +110,10 @@ def main():
     from django.db import connection
 
     from accounts.models import default_account
-    from jobs import services as jobs
-    from tasks import counts, services
+    from jobs.services import lifecycle
+    from tasks import counts
+    from tasks.services import adding as task_adding
+    from tasks.services import runs as task_runs
     from tests.browser import Server, logged_in_context
 
     user = get_user_model().objects.create_user("bench", password="bench-password-1")
@@ -130,8 +132,8 @@ def main():
             browser, context = logged_in_context(p, user, server.url)
 
             # --- 1. commit-to-DOM latency -----------------------------------------------------
-            job = jobs.create_job(spec={"account": default_account(), "batch_id": "latency"})
-            services.add_tasks(job=job, specs=[{"batch_id": f"t{i}", "command_line": "/bin/true"}
+            job = lifecycle.create_job(spec={"account": default_account(), "batch_id": "latency"})
+            task_adding.add_tasks(job=job, specs=[{"batch_id": f"t{i}", "command_line": "/bin/true"}
                                                for i in range(args.changes)])
             page = context.new_page()
             page.goto(server.url + "/jobs/latency/")
@@ -141,7 +143,7 @@ def main():
             latencies = []
             for step in range(1, args.changes + 1):
                 time.sleep(0.25 + random.random() * 0.2)  # apart, and at random phase to the watcher's poll
-                services.claim_tasks(node_id="bench", limit=1)  # commits when it returns
+                task_runs.claim_tasks(node_id="bench", limit=1)  # commits when it returns
                 committed = time.time() * 1000
                 page.wait_for_function(f"() => window.__changes.some(c => c[0] === '{step}')", timeout=10_000)
                 shown = page.evaluate(f"window.__changes.find(c => c[0] === '{step}')[1]")
@@ -154,10 +156,10 @@ def main():
             page.close()
 
             # --- 2. updates a page receives under a storm of transitions ------------------------
-            storm = jobs.create_job(spec={"account": default_account(), "batch_id": "storm"})
+            storm = lifecycle.create_job(spec={"account": default_account(), "batch_id": "storm"})
             total = 60_000
             for first in range(0, total, 1000):
-                services.add_tasks(job=storm, specs=[{"batch_id": f"s{i}", "command_line": "/bin/true"}
+                task_adding.add_tasks(job=storm, specs=[{"batch_id": f"s{i}", "command_line": "/bin/true"}
                                                      for i in range(first, first + 1000)])
             page = context.new_page()
             page.goto(server.url + "/jobs/storm/")

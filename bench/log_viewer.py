@@ -64,9 +64,9 @@ def main():
 
     call_command("migrate", verbosity=0)
     from accounts.models import default_account
-    from jobs import services as jobs
-    from tasks import services
+    from jobs.services import lifecycle
     from tasks.files import task_dir
+    from tasks.services import adding as task_adding
     from tests.browser import Server, logged_in_context
 
     user = get_user_model().objects.create_user("bench", password="bench-password-1")
@@ -74,8 +74,8 @@ def main():
     from accounts.models import Membership
 
     Membership.objects.get_or_create(user=user, account=default_account())  # sees the default account
-    job = jobs.create_job(spec={"account": default_account(), "batch_id": "big-log"})
-    task = services.add_task(job=job, spec={"batch_id": "chatty", "command_line": "/bin/true"})
+    job = lifecycle.create_job(spec={"account": default_account(), "batch_id": "big-log"})
+    task = task_adding.add_task(job=job, spec={"batch_id": "chatty", "command_line": "/bin/true"})
     task.job = job
     path = task_dir(task) / "stdout.txt"
     t0 = time.perf_counter()

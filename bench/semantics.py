@@ -93,16 +93,16 @@ def list_queries(n: int) -> None:
 
 def claim_rates(waiting: int, parents: int) -> None:
     from accounts.models import default_account
-    from jobs import services as jobs
-    from tasks import services
+    from jobs.services import lifecycle
+    from tasks.services import runs as task_runs
 
     stamp = int(time.time())
     # Top priority: the million-task job above must not take the claims.
-    plain = jobs.create_job(spec={"account": default_account(), "batch_id": f"plain-{stamp}", "priority": 1000})
+    plain = lifecycle.create_job(spec={"account": default_account(), "batch_id": f"plain-{stamp}", "priority": 1000})
     add_all(plain, [{"batch_id": f"p{i}", "command_line": "/bin/true"} for i in range(parents)])
     plain_rate = drain(parents)
 
-    deps = jobs.create_job(spec={"account": default_account(), "batch_id": f"deps-{stamp}", "priority": 1000,
+    deps = lifecycle.create_job(spec={"account": default_account(), "batch_id": f"deps-{stamp}", "priority": 1000,
                                  "uses_task_dependencies": True})
     t0 = time.perf_counter()
     add_all(deps, [{"batch_id": f"merge-{i}", "command_line": "/bin/true",
@@ -113,33 +113,33 @@ def claim_rates(waiting: int, parents: int) -> None:
     print(f"claim + finish, 4 at a time: plain job {plain_rate:,.0f} tasks/s; "
           f"beside {waiting:,} waiting tasks {deps_rate:,.0f} tasks/s")
 
-    last = services.claim_tasks(node_id="bench", limit=4)
+    last = task_runs.claim_tasks(node_id="bench", limit=4)
     assert len(last) == 1, len(last)
     t0 = time.perf_counter()
-    services.finish_tasks([services.RunEnd(last[0], last[0].attempt, 0)])
+    task_runs.finish_tasks([task_runs.RunEnd(last[0], last[0].attempt, 0)])
     print(f"the last parent's completion released {waiting:,} tasks in {(time.perf_counter() - t0) * 1e3:.0f} ms")
     t0 = time.perf_counter()
-    claimed = services.claim_tasks(node_id="bench", limit=4)
+    claimed = task_runs.claim_tasks(node_id="bench", limit=4)
     print(f"then the first claim of released tasks: {len(claimed)} in {(time.perf_counter() - t0) * 1e3:.1f} ms")
 
 
 def add_all(job, specs: list[dict]) -> None:
-    from tasks import services
+    from tasks.services import adding as task_adding
 
     for first in range(0, len(specs), 100):
-        services.add_tasks(job=job, specs=specs[first:first + 100])
+        task_adding.add_tasks(job=job, specs=specs[first:first + 100])
 
 
 def drain(n: int) -> float:
     """Claim and finish n tasks, 4 at a time; tasks per second."""
-    from tasks import services
+    from tasks.services import runs as task_runs
 
     done, t0 = 0, time.perf_counter()
     while done < n:
-        claimed = services.claim_tasks(node_id="bench", limit=min(4, n - done))
+        claimed = task_runs.claim_tasks(node_id="bench", limit=min(4, n - done))
         if not claimed:
             raise RuntimeError(f"nothing to claim after {done} of {n}")
-        services.finish_tasks([services.RunEnd(t, t.attempt, 0) for t in claimed])
+        task_runs.finish_tasks([task_runs.RunEnd(t, t.attempt, 0) for t in claimed])
         done += len(claimed)
     return n / (time.perf_counter() - t0)
 

@@ -6,12 +6,13 @@ from django.contrib import admin
 from django.db.models import Sum
 
 from batchapi.ids import id_key
+from tasks.serializers import job_manager_fields
 
-from . import services
 from .admin_actions import service_action
 from .models import Job, JobState
+from .services import lifecycle
 
-EDITABLE = tuple(services.UPDATABLE)
+EDITABLE = tuple(lifecycle.UPDATABLE)
 LISTED_COUNTS = ("active", "running", "succeeded", "failed")
 
 
@@ -31,9 +32,9 @@ class JobForm(forms.ModelForm):
         return data
 
 
-terminate = service_action(services.terminate_job, name="terminate", description="Terminate selected jobs",
+terminate = service_action(lifecycle.terminate_job, name="terminate", description="Terminate selected jobs",
                            verb="Terminated", keyword="job")
-delete = service_action(services.delete_job, name="delete", description="Delete selected jobs (with their tasks)",
+delete = service_action(lifecycle.delete_job, name="delete", description="Delete selected jobs (with their tasks)",
                         verb="Deleting", keyword="job")
 
 
@@ -71,13 +72,14 @@ class JobAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            services.update_job(job=obj, changes={k: form.cleaned_data[k] for k in EDITABLE if k in form.cleaned_data})
+            lifecycle.update_job(job=obj, changes={k: form.cleaned_data[k] for k in EDITABLE if k in form.cleaned_data})
             return
-        obj.pk = services.create_job(spec=dict(form.cleaned_data)).pk
+        spec = dict(form.cleaned_data)
+        obj.pk = lifecycle.create_job(spec=spec, job_manager=job_manager_fields(spec.get("job_manager_task"))).pk
 
     def delete_model(self, request, obj):
-        services.delete_job(job=obj)
+        lifecycle.delete_job(job=obj)
 
     def delete_queryset(self, request, queryset):
         for job in queryset:
-            services.delete_job(job=job)
+            lifecycle.delete_job(job=job)

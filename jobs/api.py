@@ -5,18 +5,18 @@ from drf_spectacular.utils import extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 
-from batchapi.errors import BatchError, invalid_property, job_not_found, missing_property
+from batchapi.errors import BatchError, invalid_property, missing_property
 from batchapi.fields import validate_body
-from batchapi.ids import id_key
 from batchapi.odata import Prop, parse_expand, parse_filter, parse_select, project
 from batchapi.views import BatchView, Page
 from batchapi.wire import drop_none
 from tasks import counts
 from tasks.models import NodeTask, NodeTaskKind
-from tasks.serializers import node_task_info
+from tasks.serializers import job_manager_fields, node_task_info
 
-from . import schema, services
+from . import schema
 from .models import Job
+from .selectors import get_job
 from .serializers import (
     FILTERS,
     NESTED,
@@ -27,17 +27,15 @@ from .serializers import (
     job_fields,
     job_to_wire,
 )
+from .services import lifecycle
 
 
-def get_job(job_id: str, *, account, only=None) -> Job:
-    jobs = Job.objects.filter(account=account)
-    if only:
-        jobs = jobs.only(*only)
-    job = jobs.filter(key=id_key(job_id)).first()
-    if job is None:
-        raise job_not_found(job_id)
-    job.account = account  # known already: no query for it (task directories are named by it)
-    return job
+class JobView(BatchView):
+    """An operation on one job of the request's account (and on what is in it)."""
+
+    def job(self, job_id: str, *, only=None) -> Job:
+        """The request's account's job `job_id`, or 404 JobNotFound (also when another account has one)."""
+        return get_job(self.request.batch_account, job_id, only=only)
 
 
 def selection(select_text: str | None, expand_text: str | None) -> tuple[list[str] | None, bool]:
@@ -63,13 +61,14 @@ class JobListView(BatchView):
 
     def post(self, request):
         data = validate_body(JobAddSerializer, request.data)
-        job = services.create_job(spec={**job_fields(data), "account": request.batch_account})
+        spec = {**job_fields(data), "account": request.batch_account}
+        job = lifecycle.create_job(spec=spec, job_manager=job_manager_fields(spec.get("job_manager_task")))
         response = Response(status=status.HTTP_201_CREATED)
         return self.entity_headers(response, job, location=f"{self.base_url()}/jobs/{job.batch_id}")
 
 
 @extend_schema_view(get=schema.GET_JOB, patch=schema.PATCH_JOB, put=schema.REPLACE_JOB, delete=schema.DELETE_JOB)
-class JobDetailView(BatchView):
+class JobDetailView(JobView):
     def get(self, request, job_id):
         select_text = request.query_params.get("$select")
         select, with_stats = selection(select_text, request.query_params.get("$expand"))
@@ -89,29 +88,29 @@ class JobDetailView(BatchView):
         data = validate_body(JobUpdateSerializer, request.data)
         job = self.job(job_id)
         self.unchanged(job, read=False)
-        job = services.update_job(job=job, changes=job_fields(data), replace=replace)
+        job = lifecycle.update_job(job=job, changes=job_fields(data), replace=replace)
         return self.entity_headers(Response(status=status.HTTP_200_OK), job)
 
     def delete(self, request, job_id):
         job = self.job(job_id)
         self.unchanged(job, read=False)
-        services.delete_job(job=job)
+        lifecycle.delete_job(job=job)
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema_view(post=schema.TERMINATE_JOB)
-class JobTerminateView(BatchView):
+class JobTerminateView(JobView):
     def post(self, request, job_id):
         body = request.data if isinstance(request.data, dict) else {}
         reason = str(body.get("terminateReason") or "")[:256]
         job = self.job(job_id)
         self.unchanged(job, read=False)
-        services.terminate_job(job=job, reason=reason)
+        lifecycle.terminate_job(job=job, reason=reason)
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
 
 
 @extend_schema_view(post=schema.DISABLE_JOB)
-class JobDisableView(BatchView):
+class JobDisableView(JobView):
     def post(self, request, job_id):
         body = request.data if isinstance(request.data, dict) else {}
         disable_tasks = body.get("disableTasks")
@@ -121,21 +120,21 @@ class JobDisableView(BatchView):
             raise invalid_property("disableTasks", "one of requeue, terminate, wait", disable_tasks)
         job = self.job(job_id)
         self.unchanged(job, read=False)
-        services.disable_job(job=job, disable_tasks=str(disable_tasks).lower())
+        lifecycle.disable_job(job=job, disable_tasks=str(disable_tasks).lower())
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
 
 
 @extend_schema_view(post=schema.ENABLE_JOB)
-class JobEnableView(BatchView):
+class JobEnableView(JobView):
     def post(self, request, job_id):
         job = self.job(job_id)
         self.unchanged(job, read=False)
-        services.enable_job(job=job)
+        lifecycle.enable_job(job=job)
         return self.entity_headers(Response(status=status.HTTP_202_ACCEPTED), job)
 
 
 @extend_schema_view(get=schema.PREPARATION_AND_RELEASE_STATUS)
-class JobPreparationAndReleaseStatusView(BatchView):
+class JobPreparationAndReleaseStatusView(JobView):
     """List Preparation and Release Task Status: per worker that ran the job's preparation."""
 
     def get(self, request, job_id):
@@ -169,7 +168,7 @@ NODE_TASK_FILTERS = {"nodeId": Prop("node_key", "string")}
 
 
 @extend_schema_view(get=schema.TASK_COUNTS_OF_JOB)
-class JobTaskCountsView(BatchView):
+class JobTaskCountsView(JobView):
     def get(self, request, job_id):
         job = self.job(job_id, only=("pk",))
         task_counts = counts.read(job.pk).as_dict()

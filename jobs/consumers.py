@@ -18,6 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import QueryDict
 from django.template.loader import render_to_string
 
+from accounts.access import SESSION_KEY, chosen_account
 from batchapi.ids import id_key
 from batchapi.input import INT64_MAX, bad_text, bounded_int, parse_message
 from tasks import counts
@@ -105,8 +106,6 @@ class LivePage(AsyncWebsocketConsumer):
 
     def account(self):
         """The account the page shows (the session's choice): a socket sees nothing of any other."""
-        from accounts.access import SESSION_KEY, chosen_account
-
         session = self.scope.get("session")
         return chosen_account(self.scope["user"], session.get(SESSION_KEY) if session is not None else None)
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from batchapi.ids import id_key, key_prefix
 from tasks import counts
 from tasks.models import Task, TaskResult, TaskState, Worker, WorkerState
+from tasks.node_tasks import status
 
 from .models import Job, JobState
 
@@ -329,6 +330,4 @@ def _int(value) -> int | None:
 
 def node_tasks(job: Job) -> list[dict]:
     """Per worker, the job's preparation and release runs (none without a preparation task)."""
-    from tasks.node_tasks import status
-
     return status(job) if job.job_preparation_task else []

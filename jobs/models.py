@@ -1,6 +1,7 @@
-"""Jobs: Azure Batch's job resource.
+"""Jobs: Azure Batch's job resource, and the state bookkeeping jobs and tasks share.
 
-Nothing here changes state: `jobs.services` owns every write.
+Nothing here changes state: `jobs.transitions.move` makes every state change,
+called by the services (`jobs.services`, `tasks.services`).
 """
 
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -20,6 +21,37 @@ class JobState(models.TextChoices):
     DELETING = "deleting"
 
 
+# States in which a job takes new tasks and changes.
+OPEN_STATES = (JobState.ACTIVE, JobState.DISABLING, JobState.DISABLED, JobState.ENABLING)
+
+
+class StateTracked(models.Model):
+    """The state bookkeeping of a Batch resource: its state, the one before, when each began.
+
+    Subclasses narrow `state` and `previous_state` to their own choices; only
+    `jobs.transitions.move` writes these fields after creation.
+    """
+
+    state = models.CharField(max_length=16)
+    state_transition_time = models.DateTimeField()
+    previous_state = models.CharField(max_length=16, blank=True, default="")
+    previous_state_transition_time = models.DateTimeField(null=True, blank=True)
+    creation_time = models.DateTimeField()
+    last_modified = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+    @property
+    def etag(self) -> str:
+        return etag_for(self.last_modified)
+
+
+def etag_for(moment) -> str:
+    """Batch-style ETag ("0x8D...") from the last-modified time, to the microsecond."""
+    return f"0x{int(moment.timestamp() * 1_000_000):X}"
+
+
 class OnAllTasksComplete(models.TextChoices):
     NO_ACTION = "noaction"
     TERMINATE_JOB = "terminatejob"
@@ -30,7 +62,7 @@ class OnTaskFailure(models.TextChoices):
     PERFORM_EXIT_OPTIONS_JOB_ACTION = "performexitoptionsjobaction"
 
 
-class Job(models.Model):
+class Job(StateTracked):
     account = models.ForeignKey("accounts.BatchAccount", on_delete=models.PROTECT, related_name="jobs")
     # The Batch id keeps its case; `key` (lower-cased) makes it unique in its account
     # without regard to case.
@@ -44,9 +76,7 @@ class Job(models.Model):
     allow_task_preemption = models.BooleanField(default=False)
 
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.ACTIVE)
-    state_transition_time = models.DateTimeField()
     previous_state = models.CharField(max_length=16, choices=JobState.choices, blank=True, default="")
-    previous_state_transition_time = models.DateTimeField(null=True, blank=True)
 
     # constraints; null max_wall_clock_time means unlimited.
     max_wall_clock_time = models.DurationField(null=True, blank=True)
@@ -75,9 +105,6 @@ class Job(models.Model):
     end_time = models.DateTimeField(null=True, blank=True)
     terminate_reason = models.CharField(max_length=256, blank=True, default="")
 
-    creation_time = models.DateTimeField()
-    last_modified = models.DateTimeField()
-
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["account", "key"], name="job_key_unique_in_account"),
@@ -99,10 +126,6 @@ class Job(models.Model):
         return self.batch_id
 
     @property
-    def etag(self) -> str:
-        return etag_for(self.last_modified)
-
-
-def etag_for(moment) -> str:
-    """Batch-style ETag ("0x8D...") from the last-modified time, to the microsecond."""
-    return f"0x{int(moment.timestamp() * 1_000_000):X}"
+    def is_open(self) -> bool:
+        """Whether the job still takes new tasks and changes (not terminating, completed or deleting)."""
+        return self.state in OPEN_STATES

@@ -19,15 +19,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import dashboard_account, may_operate
 from batchapi.errors import BatchError
-from batchapi.ids import id_key
 from batchapi.wire import iso
 from tasks import counts
-from tasks import services as task_services
 from tasks.downloads import under_asgi
 from tasks.models import Task, TaskState
+from tasks.services import actions as task_actions
 
-from . import dashboard, services
+from . import dashboard
 from .models import Job
+from .selectors import find_job
+from .services import lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,11 @@ log = logging.getLogger(__name__)
 def get_job_or_404(request, job_id: str, *, change: bool = False) -> Job:
     """The job of the account the dashboard shows; 404 elsewhere, 403 to change it as a viewer."""
     account = dashboard_account(request)
-    job = account and Job.objects.filter(account=account, key=id_key(job_id)).first()
+    job = account and find_job(account, job_id)
     if job is None:
         raise Http404(f"No job {job_id!r}")
     if change and not may_operate(request.user, account):
         raise PermissionDenied("viewers of this account cannot change its jobs")
-    job.account = account
     return job
 
 
@@ -85,20 +85,20 @@ def job_action(request, job_id, action):
     job = get_job_or_404(request, job_id, change=True)
     try:
         if action == "terminate":
-            services.terminate_job(job=job)
+            lifecycle.terminate_job(job=job)
             messages.success(request, f"Job {job.batch_id} terminated.")
         elif action == "delete":
-            services.delete_job(job=job)
+            lifecycle.delete_job(job=job)
             messages.success(request, f"Job {job.batch_id} is being deleted.")
             return redirect("job-list")
         elif action == "disable":  # running tasks finish; nothing new starts
-            services.disable_job(job=job, disable_tasks="wait")
+            lifecycle.disable_job(job=job, disable_tasks="wait")
             messages.success(request, f"Job {job.batch_id} disabled: running tasks finish, no new task starts.")
         elif action == "enable":
-            services.enable_job(job=job)
+            lifecycle.enable_job(job=job)
             messages.success(request, f"Job {job.batch_id} enabled.")
         elif action == "rerun-failed":
-            n = task_services.reactivate_failed_tasks(job=job)
+            n = task_actions.reactivate_failed_tasks(job=job)
             messages.success(request, f"{n} failed task(s) of {job.batch_id} will run again.")
         else:
             raise Http404(action)
@@ -108,8 +108,8 @@ def job_action(request, job_id, action):
 
 
 TASK_ACTIONS = {
-    "terminate": ("terminated", lambda task: task_services.terminate_task(task=task)),
-    "delete": ("deleted", lambda task: task_services.delete_task(task=task)),
+    "terminate": ("terminated", lambda task: task_actions.terminate_task(task=task)),
+    "delete": ("deleted", lambda task: task_actions.delete_task(task=task)),
 }
 
 
@@ -122,7 +122,7 @@ def task_action(request, job_id):
     pks = [int(pk) for pk in request.POST.getlist("task") if pk.isdigit()][: dashboard.PAGE_SIZE * 4]
     try:
         if action == "rerun":
-            n = task_services.reactivate_failed_tasks(job=job, pks=pks)
+            n = task_actions.reactivate_failed_tasks(job=job, pks=pks)
             messages.success(request, f"{n} failed task(s) will run again."
                              + (f" {len(pks) - n} selected were not failed." if len(pks) > n else ""))
         elif action in TASK_ACTIONS:

@@ -3,7 +3,7 @@
 # Install Debian's PACKAGE where COMMAND is missing and we can (apt-get, as root or
 # by sudo without a password); where we cannot, say WITHOUT (what then happens) and
 # go on: a missing package never fails `make run` or `make test`.
-#   bubblewrap: workers sandbox tasks with it (tasks/sandbox.py)
+#   bubblewrap: workers sandbox tasks with it (nodes/sandbox.py)
 #   chromium:   the browser tests drive it (never `playwright install`, a CDN download)
 set -uo pipefail
 COMMAND=$1 PACKAGE=$2 WITHOUT=$3

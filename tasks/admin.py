@@ -7,10 +7,11 @@ from django.contrib import admin
 from batchapi.errors import BatchError
 from batchapi.ids import id_key
 from jobs.admin_actions import service_action
-from jobs.services import check_job_open
+from jobs.selectors import check_job_open
 
-from . import dependencies, exits, services
+from . import dependencies, exits
 from .models import NodeTask, Task, Worker
+from .services import actions, adding
 
 EXECUTION_FIELDS = ("state", "state_transition_time", "previous_state", "start_time", "end_time", "exit_code",
                     "result", "failure_info", "retry_count", "last_retry_time", "requeue_count",
@@ -22,11 +23,11 @@ INTERNAL_FIELDS = ("key", "kind", "dependency_group", "waiting", "int_id", "sati
 CONSTRAINT_FIELDS = ("max_wall_clock_time", "max_task_retry_count", "retention_time")
 
 
-terminate = service_action(services.terminate_task, name="terminate", description="Terminate selected tasks",
+terminate = service_action(actions.terminate_task, name="terminate", description="Terminate selected tasks",
                            verb="Terminated", keyword="task")
-reactivate = service_action(services.reactivate_task, name="reactivate",
+reactivate = service_action(actions.reactivate_task, name="reactivate",
                             description="Reactivate (rerun) selected failed tasks", verb="Reactivated", keyword="task")
-delete = service_action(services.delete_task, name="delete", description="Delete selected tasks",
+delete = service_action(actions.delete_task, name="delete", description="Delete selected tasks",
                         verb="Deleted", keyword="task")
 
 
@@ -82,18 +83,18 @@ class TaskAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            services.update_task_constraints(
+            actions.update_task_constraints(
                 task=obj, **{name: form.cleaned_data.get(name) for name in CONSTRAINT_FIELDS})
             return
         spec = {name: value for name, value in form.cleaned_data.items() if name != "job"}
-        obj.pk = services.add_task(job=form.cleaned_data["job"], spec=spec).pk
+        obj.pk = adding.add_task(job=form.cleaned_data["job"], spec=spec).pk
 
     def delete_model(self, request, obj):
-        services.delete_task(task=obj)
+        actions.delete_task(task=obj)
 
     def delete_queryset(self, request, queryset):
         for task in queryset:
-            services.delete_task(task=task)
+            actions.delete_task(task=task)
 
 
 @admin.register(NodeTask)

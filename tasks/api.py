@@ -6,16 +6,17 @@ from drf_spectacular.utils import extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 
-from batchapi.errors import BatchError, body_too_large, task_not_found
+from batchapi.errors import BatchError, body_too_large
 from batchapi.fields import validate_body
-from batchapi.ids import id_key
 from batchapi.odata import parse_expand, parse_filter, parse_select, project
-from batchapi.views import BatchView, Page, max_results
+from batchapi.views import Page, max_results
 from batchapi.wire import iso, rfc1123
-from jobs.services import check_job_open
+from jobs.api import JobView
+from jobs.selectors import check_job_open
 
-from . import downloads, files, schema, services
+from . import downloads, files, schema
 from .models import Task
+from .selectors import get_task
 from .serializers import (
     FILTERS,
     NESTED,
@@ -28,20 +29,10 @@ from .serializers import (
     task_fields,
     task_to_wire,
 )
+from .services import actions, adding
 
 # The columns of the job that rendering tasks needs.
 JOB_COLUMNS = ("pk", "batch_id", "state", "max_task_retry_count", "pool_info")
-
-
-def get_task(job, task_id: str, *, only=None) -> Task:
-    tasks = Task.objects.filter(job=job, key=id_key(task_id))
-    if only:
-        tasks = tasks.only(*only)
-    task = tasks.first()
-    if task is None:
-        raise task_not_found(task_id)
-    task.job = job  # already loaded: no second query for it
-    return task
 
 
 def selection(select_text: str | None, expand_text: str | None) -> tuple[list[str] | None, bool]:
@@ -52,7 +43,7 @@ def selection(select_text: str | None, expand_text: str | None) -> tuple[list[st
 
 
 @extend_schema_view(get=schema.LIST_TASKS, post=schema.ADD_TASK)
-class TaskListView(BatchView):
+class TaskListView(JobView):
     def get(self, request, job_id):
         job = self.job(job_id, only=JOB_COLUMNS)
         page = Page(request, path=request.path)
@@ -68,13 +59,13 @@ class TaskListView(BatchView):
     def post(self, request, job_id):
         data = validate_body(TaskAddSerializer, request.data)
         job = self.job(job_id)
-        task = services.add_task(job=job, spec=task_fields(data))
+        task = adding.add_task(job=job, spec=task_fields(data))
         location = f"{self.base_url()}/jobs/{job.batch_id}/tasks/{task.batch_id}"
         return self.entity_headers(Response(status=status.HTTP_201_CREATED), task, location=location)
 
 
 @extend_schema_view(post=schema.ADD_TASKS)
-class AddTaskCollectionView(BatchView):
+class AddTaskCollectionView(JobView):
     """Add Task Collection: ≤ 100 tasks and ≤ 1 MB, each task succeeding or failing on its own."""
 
     def post(self, request, job_id):
@@ -99,7 +90,7 @@ class AddTaskCollectionView(BatchView):
                 outcomes.append(None)
             except BatchError as error:
                 outcomes.append(self._error(item.get("id") if isinstance(item, dict) else None, error, base))
-        results = services.add_tasks(job=job, specs=[spec for _, spec in valid]) if valid else []
+        results = adding.add_tasks(job=job, specs=[spec for _, spec in valid]) if valid else []
         for (index, _), result in zip(valid, results):
             if result.error:
                 outcomes[index] = self._error(result.batch_id, result.error, base)
@@ -126,7 +117,7 @@ class AddTaskCollectionView(BatchView):
 
 
 @extend_schema_view(get=schema.GET_TASK, put=schema.UPDATE_TASK, delete=schema.DELETE_TASK)
-class TaskDetailView(BatchView):
+class TaskDetailView(JobView):
     def get(self, request, job_id, task_id):
         job = self.job(job_id, only=JOB_COLUMNS)
         select_text = request.query_params.get("$select")
@@ -143,18 +134,18 @@ class TaskDetailView(BatchView):
         self.unchanged(task, read=False)
         limits = {"max_wall_clock_time": None, "max_task_retry_count": None, "retention_time": None,
                   **constraint_fields(data.get("constraints", {}))}
-        services.update_task_constraints(task=task, **limits)
+        actions.update_task_constraints(task=task, **limits)
         task.refresh_from_db(fields=["last_modified"])
         return self.entity_headers(Response(status=status.HTTP_200_OK), task)
 
     def delete(self, request, job_id, task_id):
         task = get_task(self.job(job_id), task_id)
         self.unchanged(task, read=False)
-        services.delete_task(task=task)
+        actions.delete_task(task=task)
         return Response(status=status.HTTP_200_OK)
 
 
-class TaskActionView(BatchView):
+class TaskActionView(JobView):
     """POST …/terminate and …/reactivate: a service call, then 204 with the new ETag."""
 
     service = None  # not `action`: DRF and drf-spectacular read that as a ViewSet action's name
@@ -169,16 +160,16 @@ class TaskActionView(BatchView):
 
 @extend_schema_view(post=schema.TERMINATE_TASK)
 class TaskTerminateView(TaskActionView):
-    service = services.terminate_task
+    service = actions.terminate_task
 
 
 @extend_schema_view(post=schema.REACTIVATE_TASK)
 class TaskReactivateView(TaskActionView):
-    service = services.reactivate_task
+    service = actions.reactivate_task
 
 
 @extend_schema_view(get=schema.LIST_FILES)
-class TaskFileListView(BatchView):
+class TaskFileListView(JobView):
     def get(self, request, job_id, task_id):
         job = self.job(job_id, only=JOB_COLUMNS)
         task = get_task(job, task_id, only=("pk", "batch_id", "job", "files_removed_at"))
@@ -209,7 +200,7 @@ class TaskFileListView(BatchView):
 
 
 @extend_schema_view(get=schema.GET_FILE, head=schema.FILE_PROPERTIES)
-class TaskFileView(BatchView):
+class TaskFileView(JobView):
     """Get / Get Properties of a task file. Ranged reads (ocp-range) are answered 200 with
     the slice: that is what the Batch clients expect, not 206.
 

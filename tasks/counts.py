@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from jobs import events
 
-from .models import CountSample, TaskCountShard, TaskResult, TaskState
+from .models import CountSample, Task, TaskCountShard, TaskResult, TaskState
 
 FIELDS = ("active", "running", "completed", "succeeded", "failed")
 
@@ -55,6 +55,26 @@ def transition(old: tuple[str, str | None], new: tuple[str, str | None], n: int 
 
 def scaled(delta: dict[str, int], n: int) -> dict[str, int]:
     return {k: v * n for k, v in delta.items()}
+
+
+class Pending:
+    """Count changes (and the job statistics, `stats.JOB_FIELDS`) of one transaction, by job.
+
+    A worker whose short tasks end together pays one count update per job, not
+    one per task: the changes add up here and `apply_all` writes them at the end.
+    """
+
+    def __init__(self):
+        self.by_job: dict[int, dict[str, float]] = {}
+
+    def add(self, job_pk: int, delta: dict[str, float]) -> None:
+        total = self.by_job.setdefault(job_pk, dict.fromkeys(FIELDS, 0))
+        for k, v in delta.items():
+            total[k] = total.get(k, 0) + v
+
+    def apply_all(self) -> None:
+        for job_pk, delta in self.by_job.items():
+            apply(job_pk, delta)
 
 
 def create_shards(job) -> None:
@@ -166,8 +186,6 @@ def read_many(job_pks: list[int]) -> dict[int, TaskCounts]:
 
 def actual(job_pk: int) -> TaskCounts:
     """The counts as the task table has them now: a full count, for recount and tests only."""
-    from .models import Task
-
     completed = Q(state=TaskState.COMPLETED)
     sums = Task.objects.filter(job_id=job_pk).aggregate(
         active=Count("pk", filter=Q(state=TaskState.ACTIVE)),

@@ -1,14 +1,15 @@
 """Tasks, their per-job count rows, and the workers that run them.
 
-Nothing here changes state: `tasks.services` owns every write, and keeps the
-count rows exact in the same transaction as the task rows they count.
+Nothing here changes state: the services (`tasks.services`) own every write,
+through `jobs.transitions.move`, which keeps the count rows exact in the same
+transaction as the task rows they count.
 """
 
 from django.db import models
 from django.db.models import F, Q
 
 from batchapi.ids import batch_id_validator
-from jobs.models import Job, etag_for
+from jobs.models import Job, StateTracked
 
 
 class TaskState(models.TextChoices):
@@ -16,6 +17,10 @@ class TaskState(models.TextChoices):
     PREPARING = "preparing"
     RUNNING = "running"
     COMPLETED = "completed"
+
+
+# Both count as running: a preparing task holds its node while the job's preparation runs there.
+RUNNING_STATES = (TaskState.PREPARING, TaskState.RUNNING)
 
 
 class TaskResult(models.TextChoices):
@@ -28,7 +33,7 @@ class TaskKind(models.TextChoices):
     JOB_MANAGER = "jobmanager"  # made by Add Job from jobManagerTask
 
 
-class Task(models.Model):
+class Task(StateTracked):
     # Indexed by task_in_job (job, id), which also keeps a job's tasks in id order.
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks", db_index=False)
     kind = models.CharField(max_length=16, choices=TaskKind.choices, default=TaskKind.TASK,
@@ -71,9 +76,7 @@ class Task(models.Model):
     satisfies_dependents = models.BooleanField(default=False, db_default=False)
 
     state = models.CharField(max_length=16, choices=TaskState.choices, default=TaskState.ACTIVE)
-    state_transition_time = models.DateTimeField()
     previous_state = models.CharField(max_length=16, choices=TaskState.choices, blank=True, default="")
-    previous_state_transition_time = models.DateTimeField(null=True, blank=True)
 
     # executionInfo
     start_time = models.DateTimeField(null=True, blank=True)
@@ -94,8 +97,6 @@ class Task(models.Model):
     node_id = models.CharField(max_length=128, blank=True, default="")
     attempt = models.IntegerField(default=0)
 
-    creation_time = models.DateTimeField()
-    last_modified = models.DateTimeField()
     # When the task's directory may go (its end plus retentionTime, set when it
     # completes) and when the worker housekeeping removed it.
     files_expire_at = models.DateTimeField(null=True, blank=True)
@@ -128,12 +129,12 @@ class Task(models.Model):
             models.Index(fields=["job", "state", "id"], name="task_job_state"),
             models.Index(fields=["job", "result", "id"], name="task_job_result"),
             models.Index(fields=["job", "exit_code", "id"], name="task_job_exit_code"),
-            # Requeueing the running tasks of a dead worker.
             # Live task rows: the rows of a page changed since the last push.
             models.Index(fields=["job", "last_modified"], name="task_job_modified"),
             # The retention sweep: directories due for removal, oldest first.
             models.Index(fields=["files_expire_at"], name="task_files_expiring",
                          condition=Q(files_expire_at__isnull=False, files_removed_at__isnull=True)),
+            # Requeueing the running tasks of a dead worker; a worker's check of its runs.
             models.Index(
                 fields=["node_id"], name="task_running_on_node",
                 condition=Q(state__in=["preparing", "running"]),
@@ -142,10 +143,6 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}/{self.batch_id}"
-
-    @property
-    def etag(self) -> str:
-        return etag_for(self.last_modified)
 
 
 class DependencyGroup(models.Model):
@@ -268,11 +265,11 @@ class Worker(models.Model):
     state = models.CharField(max_length=16, choices=WorkerState.choices, default=WorkerState.RUNNING)
     started_at = models.DateTimeField()
     heartbeat_at = models.DateTimeField()
-    # Whether its tasks run sandboxed, and how (tasks.sandbox); an unconfined worker is
+    # Whether its tasks run sandboxed, and how (nodes.sandbox); an unconfined worker is
     # shown as such wherever workers are.
     confined = models.BooleanField(default=True)
     containment = models.CharField(max_length=200, blank=True, default="")
-    # Which process it is: boot, PID namespace, pid and start time (tasks.worker.process_key).
+    # Which process it is: boot, PID namespace, pid and start time (nodes.agent.process_key).
     # A pid alone does not say: two containers may share a host name, and pids are reused.
     process_key = models.CharField(max_length=120, blank=True, default="")
 

@@ -14,18 +14,20 @@ The Batch docs, in short:
 A node that stops before running its release no longer holds the job up: the
 Batch service too gives up on a node that is gone. Each row's `attempt` moves on
 every start, so a report from an earlier run changes nothing.
+
+This module says what they are and where they ran; `tasks.services.node_tasks`
+records their runs.
 """
 
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from batchapi.errors import BatchError
 from batchapi.ids import id_key
-from jobs import events
+from batchapi.wire import parse_wire_duration
 from jobs.models import Job, JobState
 
 from .models import NodeTask, NodeTaskKind, NodeTaskState, TaskResult, Worker, WorkerState
@@ -75,69 +77,23 @@ def ran_on(job: Job, node_id: str) -> bool:
     return NodeTask.objects.filter(job=job, node_id=node_id, kind=PREPARATION).exists()
 
 
-def wall_clock_limit(job: Job, kind: str) -> timedelta | None:
-    from batchapi.wire import parse_wire_duration
+def preparation_due(job: Job, node_id: str) -> bool:
+    """Whether this node must run the job's preparation before (or, without waitForSuccess,
+    beside) the job's tasks: the job has one, and it has not succeeded here (or, without
+    waitForSuccess, not started here)."""
+    if not job.job_preparation_task:
+        return False
+    done = prepared_on if waits_for_preparation(job) else ran_on
+    return not done(job, node_id)
 
+
+def wall_clock_limit(job: Job, kind: str) -> timedelta | None:
     spec = spec_of(job, kind) or {}
     raw = (spec.get("constraints") or {}).get("maxWallClockTime") if kind == PREPARATION \
         else spec.get("maxWallClockTime")
     if raw is None:
         return None if kind == PREPARATION else DEFAULT_RELEASE_WALL_CLOCK
     return parse_wire_duration(raw)
-
-
-def start(job: Job, node_id: str, kind: str) -> NodeTask:
-    """Record that this node starts (or starts again) the job's preparation or release task."""
-    now = timezone.now()
-    with transaction.atomic():
-        row, created = NodeTask.objects.select_for_update().get_or_create(
-            job=job, node_id=node_id, kind=kind, defaults=dict(state=NodeTaskState.RUNNING, start_time=now,
-                                                              attempt=1))
-        if not created:
-            row.state, row.start_time, row.end_time = NodeTaskState.RUNNING, now, None
-            row.exit_code, row.result, row.failure_info, row.refuses_job = None, "", None, False
-            row.attempt += 1
-            row.save()
-        events.job_changed(job.pk)
-    row.job = job
-    return row
-
-
-def finish(row: NodeTask, attempt: int, exit_code: int | None, failure: dict | None) -> str | None:
-    """How the run ended: 'succeeded', 'retried' (start it again), 'failed', or None if not current.
-
-    A preparation that fails for good with waitForSuccess marks the job refused on
-    this node. A release's end may let its job complete (`settle_job`).
-    """
-    from jobs.services import settle_job
-
-    from .services import FAILURE_EXIT_CODE
-
-    job, now = row.job, timezone.now()
-    with transaction.atomic():
-        current = NodeTask.objects.select_for_update().filter(
-            pk=row.pk, attempt=attempt, state=NodeTaskState.RUNNING).first()
-        if current is None:
-            return None
-        current.exit_code, outcome = exit_code, "succeeded"
-        if failure is None and exit_code != 0:
-            retries = ((spec_of(job, row.kind) or {}).get("constraints") or {}).get("maxTaskRetryCount", 0)
-            if row.kind == PREPARATION and (retries == -1 or current.retry_count < retries):
-                current.retry_count += 1
-                current.last_retry_time = now
-                current.save()
-                return "retried"
-            failure = FAILURE_EXIT_CODE
-        if failure is not None:
-            outcome = "failed"
-            current.refuses_job = row.kind == PREPARATION and waits_for_preparation(job)
-        current.state, current.end_time, current.failure_info = NodeTaskState.COMPLETED, now, failure
-        current.result = TaskResult.FAILURE if failure else TaskResult.SUCCESS
-        current.save()
-        if row.kind == RELEASE:
-            settle_job(job)
-        events.job_changed(job.pk)
-    return outcome
 
 
 def releases_due(node_id: str) -> list[Job]:
@@ -148,11 +104,6 @@ def releases_due(node_id: str) -> list[Job]:
                                         job__job_release_task__isnull=False)
                 .exclude(Exists(released)).select_related("job"))
     return [row.job for row in prepared]
-
-
-def forget_unfinished_releases(node_id: str) -> int:
-    """A worker starting again: releases its earlier life left running are owed again."""
-    return NodeTask.objects.filter(node_id=node_id, kind=RELEASE, state=NodeTaskState.RUNNING).delete()[0]
 
 
 def release_pending(job: Job) -> bool:

@@ -34,7 +34,7 @@ from batchapi.schema import (
     string,
 )
 
-from . import staging
+from . import file_specs
 from .models import TaskResult, TaskState
 from .serializers import TaskAddSerializer, TaskUpdateSerializer
 
@@ -72,7 +72,7 @@ RESOURCE_FILE = component("ResourceFile", {**obj({
     "httpUrl": nonempty(RESOURCE_FILE_PROPERTIES["httpUrl"]),
     "storageContainerUrl": nonempty(RESOURCE_FILE_PROPERTIES["storageContainerUrl"]),
     "autoStorageContainerName": nonempty(RESOURCE_FILE_PROPERTIES["autoStorageContainerName"],
-                                         pattern=staging.CONTAINER_NAME.pattern),
+                                         pattern=file_specs.CONTAINER_NAME.pattern),
     "filePath": nonempty(RESOURCE_FILE_PROPERTIES["filePath"]),
 }, description="A file to download before the task runs: exactly one of httpUrl (with filePath), "
                "storageContainerUrl and autoStorageContainerName."),

@@ -16,22 +16,23 @@ from batchapi.fields import (
 from batchapi.odata import Prop
 from batchapi.wire import drop_none, duration, iso
 
-from . import staging
+from . import file_specs
+from .files import node_task_dir
 from .models import Task, TaskKind, TaskResult, TaskState
 from .stats import task_stats_wire
 
 
 class ResourceFilesField(JSONListField):
-    """resourceFiles, checked against Batch's path rules (tasks.staging)."""
+    """resourceFiles, checked against Batch's path rules (tasks.file_specs)."""
 
     def to_internal_value(self, data):
-        staging.validate_resource_files(super().to_internal_value(data))
+        file_specs.validate_resource_files(super().to_internal_value(data))
         return data
 
 
 class OutputFilesField(JSONListField):
     def to_internal_value(self, data):
-        staging.validate_output_files(super().to_internal_value(data))
+        file_specs.validate_output_files(super().to_internal_value(data))
         return data
 
 
@@ -135,8 +136,10 @@ def task_fields(data: dict) -> dict:
     return fields
 
 
-def job_manager_fields(job_manager_task: dict) -> dict:
-    """Task model fields for a job's stored jobManagerTask."""
+def job_manager_fields(job_manager_task: dict | None) -> dict | None:
+    """Task model fields for a job's jobManagerTask (None without one)."""
+    if not job_manager_task:
+        return None
     data = validate_body(JobManagerTaskSerializer, job_manager_task, name="jobManagerTask")
     return {**task_fields(data), "kind": TaskKind.JOB_MANAGER}
 
@@ -262,8 +265,6 @@ def task_to_wire(task: Task, *, ctx: dict, select: list[str] | None = None, with
 
 def node_task_info(row, *, with_retries: bool) -> dict:
     """jobPreparationTaskExecutionInfo / jobReleaseTaskExecutionInfo of one node."""
-    from .files import node_task_dir
-
     info = {
         "startTime": iso(row.start_time), "endTime": iso(row.end_time), "state": row.state,
         "taskRootDirectory": str(node_task_dir(row.job, row.node_id, row.kind)),

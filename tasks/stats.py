@@ -15,7 +15,12 @@ nothing). Those stand for Batch's readIOps/writeIOps and readIOGiB/writeIOGiB.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import Sum
+
 from batchapi.wire import duration, iso
+
+from . import counts
+from .models import TaskCountShard
 
 GIB = 1024 ** 3
 BLOCK = 512  # bytes in one of rusage's ru_inblock / ru_oublock units
@@ -91,11 +96,6 @@ def task_stats_wire(task, url: str) -> dict:
 
 def job_stats_wire(job, url: str, now: datetime) -> dict:
     """JobStatistics from the job's shard sums and counts: a few rows, whatever the job's size."""
-    from django.db.models import Sum
-
-    from . import counts
-    from .models import TaskCountShard
-
     sums = {k: v or 0 for k, v in TaskCountShard.objects.filter(job_id=job.pk).aggregate(
         **{k: Sum(k) for k in JOB_FIELDS}).items()}
     current = counts.read(job.pk)

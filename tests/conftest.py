@@ -64,7 +64,7 @@ def sandbox_missing() -> str | None:
     tasks unconfined so that everything else is still tested; the containment tests
     skip with this reason.
     """
-    from tasks.sandbox import Containment, ContainmentUnavailable
+    from nodes.sandbox import Containment, ContainmentUnavailable
 
     try:
         Containment.for_worker()

@@ -7,10 +7,11 @@ from pathlib import Path
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs import services as job_services
+from jobs.services import lifecycle
+from nodes.sandbox import task_python
 from tasks import counts
-from tasks import services as task_services
-from tasks.sandbox import task_python
+from tasks.serializers import job_manager_fields
+from tasks.services import adding as task_adding
 
 
 def make_job(batch_id: str = "job", **fields):
@@ -18,12 +19,13 @@ def make_job(batch_id: str = "job", **fields):
     from accounts.models import default_account
 
     fields.setdefault("account", default_account())
-    return job_services.create_job(spec={"batch_id": batch_id, **fields})
+    spec = {"batch_id": batch_id, **fields}
+    return lifecycle.create_job(spec=spec, job_manager=job_manager_fields(spec.get("job_manager_task")))
 
 
 def add(job, *ids: str, command: str = "/bin/true", **fields):
     specs = [{"batch_id": i, "command_line": command, **fields} for i in ids]
-    return [r.task for r in task_services.add_tasks(job=job, specs=specs)]
+    return [r.task for r in task_adding.add_tasks(job=job, specs=specs)]
 
 
 def assert_counts_exact(job_pk: int) -> None:

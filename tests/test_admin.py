@@ -3,8 +3,8 @@
 import pytest
 
 from jobs.models import Job, JobState
-from tasks import services
 from tasks.models import Task
+from tasks.services import runs as task_runs
 
 from .helpers import add, assert_counts_exact, make_job
 
@@ -19,7 +19,7 @@ def act(admin_client, model, action, *pks):
 def test_admin_task_actions_keep_the_counts_exact(admin_client):
     job = make_job("j")
     a, b, c = add(job, "a", "b", "c")
-    services.claim_tasks(node_id="n", limit=1)  # a runs
+    task_runs.claim_tasks(node_id="n", limit=1)  # a runs
 
     assert act(admin_client, "tasks/task", "terminate", a.pk, b.pk).status_code == 200
     assert set(Task.objects.filter(pk__in=[a.pk, b.pk]).values_list("result", flat=True)) == {"failure"}
@@ -76,7 +76,7 @@ def test_editing_a_task_in_the_admin_changes_only_its_constraints(admin_client):
 def test_admin_job_actions_go_through_the_services(admin_client):
     job = make_job("j")
     add(job, "t")
-    services.claim_tasks(node_id="n", limit=1)
+    task_runs.claim_tasks(node_id="n", limit=1)
     act(admin_client, "jobs/job", "terminate", job.pk)
     job.refresh_from_db()
     assert job.state == JobState.COMPLETED
@@ -123,10 +123,11 @@ def test_the_admin_job_list_reads_counts_in_its_own_query(admin_client, django_a
 
 def test_preparation_and_release_runs_are_listed_read_only(admin_client):
     from tasks import node_tasks
+    from tasks.services import node_tasks as node_task_runs
     from tasks.models import NodeTask
 
     job = make_job("prepared", job_preparation_task={"commandLine": "x"})
-    node_tasks.start(job, "node-a", node_tasks.PREPARATION)
+    node_task_runs.start(job, "node-a", node_tasks.PREPARATION)
     page = admin_client.get("/admin/tasks/nodetask/")
     assert page.status_code == 200 and "node-a" in page.content.decode()
     assert admin_client.get("/admin/tasks/nodetask/add/").status_code == 403

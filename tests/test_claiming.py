@@ -7,9 +7,11 @@ from django.db import connection, transaction
 
 from batchapi.errors import BatchError
 from jobs.models import Job, JobState
-from jobs.services import terminate_job
-from tasks import services
+from jobs.services.lifecycle import terminate_job
 from tasks.models import Task
+from tasks.services import adding as task_adding
+from tasks.services import runs as task_runs
+from tasks.services import sweeps
 
 from .helpers import add, assert_counts_exact, make_job
 
@@ -21,7 +23,7 @@ def test_higher_priority_jobs_first_then_creation_order():
     add(also_high, "h2-1")
     add(high, "h1", "h2", "h3")
     order = []
-    while claimed := services.claim_tasks(node_id="n", limit=1):
+    while claimed := task_runs.claim_tasks(node_id="n", limit=1):
         order.append(claimed[0].batch_id)
     assert order == ["h1", "h2", "h3", "h2-1", "l1"]
 
@@ -30,8 +32,8 @@ def test_higher_priority_jobs_first_then_creation_order():
 def test_max_parallel_tasks_caps_what_one_job_runs():
     job = make_job("capped", max_parallel_tasks=2)
     add(job, *[f"t{i}" for i in range(5)])
-    assert len(services.claim_tasks(node_id="n", limit=5)) == 2
-    assert services.claim_tasks(node_id="n", limit=5) == []
+    assert len(task_runs.claim_tasks(node_id="n", limit=5)) == 2
+    assert task_runs.claim_tasks(node_id="n", limit=5) == []
 
 
 @pytest.mark.postgres
@@ -56,7 +58,7 @@ def test_on_postgres_a_claimer_skips_rows_another_claimer_holds():
     try:
         assert locked.wait(10)
         # Without SKIP LOCKED this would block on "first" until the holder lets go.
-        claimed = services.claim_tasks(node_id="n", limit=2)
+        claimed = task_runs.claim_tasks(node_id="n", limit=2)
         assert [t.batch_id for t in claimed] == ["second"]
     finally:
         release.set()
@@ -67,14 +69,14 @@ def test_on_postgres_a_claimer_skips_rows_another_claimer_holds():
 def test_a_run_left_in_an_ended_job_is_swept_up():
     job = make_job("ended")
     add(job, "stray")
-    services.claim_tasks(node_id="n", limit=1)
+    task_runs.claim_tasks(node_id="n", limit=1)
     # As if the claim had committed just after Terminate Job ended the running tasks:
     Job.objects.filter(pk=job.pk).update(state=JobState.COMPLETED)
-    assert services.end_runs_of_ended_jobs() == 1
+    assert sweeps.end_runs_of_ended_jobs() == 1
     stray = Task.objects.get(key="stray")
     assert (stray.state, stray.failure_info["code"]) == ("completed", "TaskEnded")
     assert_counts_exact(job.pk)
-    assert services.end_runs_of_ended_jobs() == 0
+    assert sweeps.end_runs_of_ended_jobs() == 0
 
 
 @pytest.mark.django_db
@@ -83,6 +85,6 @@ def test_nothing_is_added_to_a_job_that_ended_after_it_was_read():
     stale = Job.objects.get(pk=job.pk)  # read while active
     terminate_job(job=job)
     with pytest.raises(BatchError) as error:
-        services.add_tasks(job=stale, specs=[{"batch_id": "late", "command_line": "x"}])
+        task_adding.add_tasks(job=stale, specs=[{"batch_id": "late", "command_line": "x"}])
     assert error.value.code == "JobCompleted"
     assert not Task.objects.exists()

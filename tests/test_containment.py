@@ -25,11 +25,11 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import BatchAccount, Membership, Role
+from nodes.sandbox import Containment, RunAs, TaskEnvironment, args_fd, database_open_to_tasks
 from tasks import counts
 from tasks.files import task_dir
 from tasks.models import Task, TaskState, Worker, WorkerState
 from tasks.rundirs import prepare_run_directory, remove_tree
-from tasks.sandbox import Containment, RunAs, TaskEnvironment, args_fd, database_open_to_tasks
 
 from .conftest import sandbox_missing, worker_command, worker_env
 from .helpers import TASK_PYTHON, add, make_job, shared_file, wait_for
@@ -422,7 +422,7 @@ def test_nothing_of_a_tasks_environment_is_on_a_command_line_the_host_can_read()
 def test_a_predecessor_is_dead_only_when_its_process_is_provably_gone_here():
     from django.utils import timezone
 
-    from tasks.worker import predecessor_is_dead, process_key
+    from nodes.agent import predecessor_is_dead, process_key
 
     host = socket.gethostname()
     alive = os.getppid()  # a process that lives on

@@ -7,8 +7,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchapi.errors import BatchError
-from tasks import counts, services
+from tasks import counts
 from tasks.models import Task, TaskState
+from tasks.services import actions as task_actions
+from tasks.services import adding as task_adding
+from tasks.services import runs as task_runs
 
 from .helpers import make_job
 
@@ -30,21 +33,21 @@ def pick(job, index, *states):
 def apply(job, operation, index, n):
     if operation == "add":
         ids = [f"t{index}-{i}" for i in range(n)]  # reused indexes make duplicates: TaskExists
-        services.add_tasks(job=job, specs=[{"batch_id": i, "command_line": "/bin/true",
+        task_adding.add_tasks(job=job, specs=[{"batch_id": i, "command_line": "/bin/true",
                                             "max_task_retry_count": n % 3} for i in ids])
     elif operation == "claim":
-        services.claim_tasks(node_id=f"node{n}", limit=n)
+        task_runs.claim_tasks(node_id=f"node{n}", limit=n)
     elif operation in ("succeed", "fail"):
         task = pick(job, index, TaskState.RUNNING)
         if task:
-            services.finish_task(task=task, attempt=task.attempt, exit_code=0 if operation == "succeed" else n)
+            task_runs.finish_task(task=task, attempt=task.attempt, exit_code=0 if operation == "succeed" else n)
     elif operation == "requeue":
         task = pick(job, index, TaskState.RUNNING)
         if task:
-            services.requeue_tasks(node_id=task.node_id, attempts={task.pk: task.attempt})
+            task_runs.requeue_tasks(node_id=task.node_id, attempts={task.pk: task.attempt})
     elif (task := pick(job, index)) is not None:
-        action = {"terminate": services.terminate_task, "reactivate": services.reactivate_task,
-                  "delete": services.delete_task}[operation]
+        action = {"terminate": task_actions.terminate_task, "reactivate": task_actions.reactivate_task,
+                  "delete": task_actions.delete_task}[operation]
         action(task=task)
 
 
@@ -67,7 +70,7 @@ def test_recount_repairs_and_reports_drift():
     from django.core.management import call_command
 
     job = make_job("drifty")
-    services.add_tasks(job=job, specs=[{"batch_id": f"t{i}", "command_line": "x"} for i in range(5)])
+    task_adding.add_tasks(job=job, specs=[{"batch_id": f"t{i}", "command_line": "x"} for i in range(5)])
     counts.apply(job.pk, {"active": 7, "failed": -2})  # damage, as a bug or a hand edit would
 
     with pytest.raises(SystemExit) as exit_info:

@@ -6,8 +6,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tasks import counts, services
+from tasks import counts
 from tasks.models import Task, TaskState
+from tasks.services import actions as task_actions
+from tasks.services import runs as task_runs
 
 from .helpers import add, assert_counts_exact, make_job, query_plan, shared_file
 
@@ -20,8 +22,8 @@ def dep_job(batch_id="deps", **fields):
 
 def run_ready(exit_codes: dict[str, int] | None = None, *, limit: int = 1000) -> list[str]:
     """Claim every runnable task and end each with its exit code (0 unless given): one scheduling round."""
-    claimed = services.claim_tasks(node_id="node", limit=limit)
-    services.finish_tasks([services.RunEnd(t, t.attempt, (exit_codes or {}).get(t.batch_id, 0)) for t in claimed])
+    claimed = task_runs.claim_tasks(node_id="node", limit=limit)
+    task_runs.finish_tasks([task_runs.RunEnd(t, t.attempt, (exit_codes or {}).get(t.batch_id, 0)) for t in claimed])
     return sorted(t.batch_id for t in claimed)
 
 
@@ -49,12 +51,12 @@ def test_merge_results_waits_for_every_task_of_its_range():
     job = dep_job()
     add(job, *[str(i) for i in range(1, 101)])
     add(job, "merge-results", depends_on={"taskIdRanges": [{"start": 1, "end": 100}]})
-    claimed = services.claim_tasks(node_id="node", limit=1000)
+    claimed = task_runs.claim_tasks(node_id="node", limit=1000)
     assert sorted(int(t.batch_id) for t in claimed) == list(range(1, 101))  # merge-results is not among them
-    ends = [services.RunEnd(t, t.attempt, 0) for t in claimed]
-    services.finish_tasks(ends[:99])
+    ends = [task_runs.RunEnd(t, t.attempt, 0) for t in claimed]
+    task_runs.finish_tasks(ends[:99])
     assert state("merge-results") == (TaskState.ACTIVE, True)
-    services.finish_tasks(ends[99:])
+    task_runs.finish_tasks(ends[99:])
     assert state("merge-results") == (TaskState.ACTIVE, False)
     assert run_ready() == ["merge-results"]
     assert_counts_exact(job.pk)
@@ -83,7 +85,7 @@ def test_a_failing_parent_blocks_its_children_for_good():
     assert counts.read(job.pk).as_dict() == {"active": 2, "running": 0, "completed": 1, "succeeded": 0, "failed": 1}
 
     # Reactivated and now succeeding, the parent releases them after all.
-    services.reactivate_task(task=parent)
+    task_actions.reactivate_task(task=parent)
     assert run_ready() == ["parent"]
     assert run_ready() == ["child"]
     assert run_ready() == ["grandchild"]
@@ -140,11 +142,11 @@ def test_a_satisfied_parent_deleted_or_reactivated_no_longer_counts():
     add(job, "c", depends_on={"taskIds": ["p", "q"]})
     run_ready({"p": 9})
     assert state("c") == (TaskState.ACTIVE, False)
-    services.reactivate_task(task=Task.objects.get(key="p"))  # failed with satisfy: it may be reactivated
+    task_actions.reactivate_task(task=Task.objects.get(key="p"))  # failed with satisfy: it may be reactivated
     assert state("c") == (TaskState.ACTIVE, True)
     run_ready({"p": 9})
     assert state("c") == (TaskState.ACTIVE, False)
-    services.delete_task(task=Task.objects.get(key="q"))
+    task_actions.delete_task(task=Task.objects.get(key="q"))
     assert state("c") == (TaskState.ACTIVE, True)
     assert run_ready() == []
     assert_counts_exact(job.pk)
@@ -227,7 +229,7 @@ def test_claiming_never_scans_waiting_tasks():
     add(job, *[f"w{i}" for i in range(200)], depends_on={"taskIds": ["gate"]})
     add(job, "free")
     with CaptureQueriesContext(connection) as queries:
-        assert [t.batch_id for t in services.claim_tasks(node_id="n", limit=10)] == ["free"]
+        assert [t.batch_id for t in task_runs.claim_tasks(node_id="n", limit=10)] == ["free"]
     reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and "tasks_task" in q["sql"]
              and "waiting" in q["sql"]]
     assert len(reads) == 2, reads

@@ -7,9 +7,12 @@ import pytest
 from django.utils import timezone
 
 from jobs.models import Job, JobState
-from jobs.services import settle_jobs, update_job
-from tasks import counts, exits, services
+from jobs.services.lifecycle import update_job
+from tasks import counts, exits, outcomes
 from tasks.models import Task, TaskState
+from tasks.services import actions as task_actions
+from tasks.services import runs as task_runs
+from tasks.services.sweeps import settle_jobs
 
 from .helpers import add, assert_counts_exact, make_job
 
@@ -58,29 +61,29 @@ def test_the_options_that_apply(conditions, exit_code, condition, expected):
 
 def test_the_condition_of_a_failure():
     assert exits.condition_of(None) == exits.EXIT_CODE
-    assert exits.condition_of(services.FAILURE_EXIT_CODE) == exits.EXIT_CODE
-    assert exits.condition_of(services.program_not_found("x", "no")) == exits.PRE_PROCESSING_ERROR
-    assert exits.condition_of(services.wall_clock_expired(timedelta(seconds=1))) == exits.EXIT_CODE
+    assert exits.condition_of(outcomes.FAILURE_EXIT_CODE) == exits.EXIT_CODE
+    assert exits.condition_of(outcomes.program_not_found("x", "no")) == exits.PRE_PROCESSING_ERROR
+    assert exits.condition_of(outcomes.wall_clock_expired(timedelta(seconds=1))) == exits.EXIT_CODE
 
 
 def finish(job, exit_codes: dict[str, int]) -> None:
-    claimed = services.claim_tasks(node_id="node", limit=100)
-    services.finish_tasks([services.RunEnd(t, t.attempt, exit_codes[t.batch_id]) for t in claimed
+    claimed = task_runs.claim_tasks(node_id="node", limit=100)
+    task_runs.finish_tasks([task_runs.RunEnd(t, t.attempt, exit_codes[t.batch_id]) for t in claimed
                            if t.batch_id in exit_codes])
 
 
 def test_a_failed_task_terminates_its_job_by_default_with_performexitoptionsjobaction():
     job = make_job("j", on_task_failure="performexitoptionsjobaction")
     add(job, "bad", "long", "later")
-    services.claim_tasks(node_id="node", limit=2)  # bad and long run; later waits
+    task_runs.claim_tasks(node_id="node", limit=2)  # bad and long run; later waits
     bad = Task.objects.get(key="bad")
-    services.finish_task(task=bad, attempt=1, exit_code=1)
+    task_runs.finish_task(task=bad, attempt=1, exit_code=1)
     job.refresh_from_db()
     assert (job.state, job.terminate_reason) == (JobState.COMPLETED, "TaskFailed")
     long = Task.objects.get(key="long")
     assert (long.state, long.failure_info["code"]) == (TaskState.COMPLETED, "TaskEnded")
     assert Task.objects.get(key="later").state == TaskState.ACTIVE  # never scheduled
-    assert services.claim_tasks(node_id="node", limit=5) == []
+    assert task_runs.claim_tasks(node_id="node", limit=5) == []
     assert_counts_exact(job.pk)
 
 
@@ -97,13 +100,13 @@ def test_job_action_disable_requeues_the_running_tasks():
     add(job, "bad", exit_conditions={"default": {"jobAction": "disable"}})
     add(job, "running")
     add(job, "waiting-to-run")
-    claimed = services.claim_tasks(node_id="node", limit=2)
-    services.finish_task(task=claimed[0], attempt=1, exit_code=3)
+    claimed = task_runs.claim_tasks(node_id="node", limit=2)
+    task_runs.finish_task(task=claimed[0], attempt=1, exit_code=3)
     job.refresh_from_db()
     assert job.state == JobState.DISABLED
     running = Task.objects.get(key="running")
     assert (running.state, running.requeue_count) == (TaskState.ACTIVE, 1)
-    assert services.claim_tasks(node_id="node", limit=5) == []  # a disabled job schedules nothing
+    assert task_runs.claim_tasks(node_id="node", limit=5) == []  # a disabled job schedules nothing
     assert_counts_exact(job.pk)
 
 
@@ -153,11 +156,11 @@ def test_on_all_tasks_complete_terminates_the_job_when_the_last_task_completes()
     job = make_job("j")
     add(job, "a", "b")
     update_job(job=job, changes={"on_all_tasks_complete": "terminatejob"})  # as the docs advise: after adding
-    a, b = services.claim_tasks(node_id="node", limit=2)
-    services.finish_task(task=a, attempt=a.attempt, exit_code=0)
+    a, b = task_runs.claim_tasks(node_id="node", limit=2)
+    task_runs.finish_task(task=a, attempt=a.attempt, exit_code=0)
     job.refresh_from_db()
     assert job.state == JobState.ACTIVE
-    services.finish_task(task=b, attempt=b.attempt, exit_code=1)
+    task_runs.finish_task(task=b, attempt=b.attempt, exit_code=1)
     job.refresh_from_db()
     assert (job.state, job.terminate_reason) == (JobState.COMPLETED, "AllTasksComplete")
     assert job.end_time is not None
@@ -173,7 +176,7 @@ def test_terminating_the_last_active_task_completes_the_job_too():
     job = make_job("j")
     add(job, "only")
     update_job(job=job, changes={"on_all_tasks_complete": "terminatejob"})
-    services.terminate_task(task=Task.objects.get(key="only"))
+    task_actions.terminate_task(task=Task.objects.get(key="only"))
     assert Job.objects.get(pk=job.pk).terminate_reason == "AllTasksComplete"
 
 
@@ -194,7 +197,7 @@ def test_housekeeping_settles_a_job_a_race_left_open():
 def test_a_job_past_its_max_wall_clock_time_is_terminated_with_its_running_tasks():
     job = make_job("j", max_wall_clock_time=timedelta(minutes=1))
     add(job, "running", "queued")
-    services.claim_tasks(node_id="node", limit=1)
+    task_runs.claim_tasks(node_id="node", limit=1)
     settle_jobs()
     assert Job.objects.get(pk=job.pk).state == JobState.ACTIVE  # not yet
     Job.objects.filter(pk=job.pk).update(start_time=timezone.now() - timedelta(minutes=2))
@@ -211,11 +214,11 @@ def test_priority_orders_claims_across_jobs_and_max_parallel_tasks_caps_a_job():
     high = make_job("high", priority=500, max_parallel_tasks=2)
     add(low, "l1", "l2", "l3")
     add(high, "h1", "h2", "h3")
-    first = services.claim_tasks(node_id="n", limit=5)
+    first = task_runs.claim_tasks(node_id="n", limit=5)
     assert [t.batch_id for t in first] == ["h1", "h2"]  # the high job, up to its cap
-    second = services.claim_tasks(node_id="n", limit=5)
+    second = task_runs.claim_tasks(node_id="n", limit=5)
     assert [t.batch_id for t in second] == ["l1", "l2", "l3"]  # the cap leaves room for the low job
-    services.finish_tasks([services.RunEnd(first[0], first[0].attempt, 0)])
-    assert [t.batch_id for t in services.claim_tasks(node_id="n", limit=5)] == ["h3"]
+    task_runs.finish_tasks([task_runs.RunEnd(first[0], first[0].attempt, 0)])
+    assert [t.batch_id for t in task_runs.claim_tasks(node_id="n", limit=5)] == ["h3"]
     # Running lower-priority tasks were not preempted.
     assert set(Task.objects.filter(job=low).values_list("state", flat=True)) == {TaskState.RUNNING}

@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from tasks import services as task_services
+from tasks.services import runs as task_runs
 
 from .conftest import ROOT, database_url
 from .helpers import add, make_job
@@ -153,7 +153,7 @@ def pages(client, owner, admin_user):
     """Every kind of page a browser shows, as (client, path), with what it needs to exist."""
     job = make_job("csp-job")
     (task,) = add(job, "csp-task")
-    task_services.claim_tasks(node_id="n", limit=1)
+    task_runs.claim_tasks(node_id="n", limit=1)
     client.force_login(owner)
     admin = Client()
     admin.force_login(admin_user)

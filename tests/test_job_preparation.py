@@ -17,8 +17,9 @@ from datetime import datetime
 import pytest
 
 from jobs.models import Job
-from tasks import counts, services
+from tasks import counts
 from tasks.models import NodeTask, Task, TaskState
+from tasks.services import runs as task_runs
 
 from .helpers import TASK_PYTHON, assert_counts_exact, shared_file, wait_for
 
@@ -106,19 +107,20 @@ def test_status_of_a_job_without_a_preparation_task_is_a_conflict(api):
 def test_claimed_tasks_wait_in_preparing_until_the_preparation_succeeds_on_their_node(api):
     """In-process, the service steps the worker takes: claim, prepare, start."""
     from tasks import node_tasks
+    from tasks.services import node_tasks as node_task_runs
 
     job = add_job(api, "j", jobPreparationTask={"commandLine": "x"})
     add_tasks(api, "j", [{"id": f"t{i}", "commandLine": "x"} for i in range(3)])
-    claimed = services.claim_tasks(node_id="a", limit=2)
+    claimed = task_runs.claim_tasks(node_id="a", limit=2)
     assert {t.state for t in claimed} == {TaskState.PREPARING}
     assert api.get("/batch/jobs/j/taskcounts").json()["taskCounts"]["running"] == 2  # preparing counts as running
-    row = node_tasks.start(job, "a", node_tasks.PREPARATION)
-    assert node_tasks.finish(row, row.attempt, 0, None) == "succeeded"
-    assert [t.state for t in services.start_prepared_tasks(claimed)] == [TaskState.RUNNING] * 2
+    row = node_task_runs.start(job, "a", node_tasks.PREPARATION)
+    assert node_task_runs.finish(row, row.attempt, 0, None) == "succeeded"
+    assert [t.state for t in task_runs.start_prepared_tasks(claimed)] == [TaskState.RUNNING] * 2
     # Prepared on a, the next claim there runs at once; on b it prepares first.
-    assert services.claim_tasks(node_id="a", limit=1)[0].state == TaskState.RUNNING
+    assert task_runs.claim_tasks(node_id="a", limit=1)[0].state == TaskState.RUNNING
     add_tasks(api, "j", [{"id": "t9", "commandLine": "x"}])
-    assert services.claim_tasks(node_id="b", limit=1)[0].state == TaskState.PREPARING
+    assert task_runs.claim_tasks(node_id="b", limit=1)[0].state == TaskState.PREPARING
     assert_counts_exact(job.pk)
 
 
@@ -252,12 +254,13 @@ def test_a_job_does_not_wait_for_the_release_of_a_worker_that_stopped(api, start
 @pytest.mark.django_db
 def test_the_job_page_shows_each_workers_preparation_and_release(client, owner, api):
     from tasks import node_tasks
+    from tasks.services import node_tasks as node_task_runs
 
     job = add_job(api, "j", jobPreparationTask={"commandLine": "x"}, jobReleaseTask={"commandLine": "y"})
     client.force_login(owner)
     assert "No worker has run this job's preparation task yet" in client.get("/jobs/j/").content.decode()
-    row = node_tasks.start(job, "node-a", node_tasks.PREPARATION)
-    node_tasks.finish(row, row.attempt, 3, None)
+    row = node_task_runs.start(job, "node-a", node_tasks.PREPARATION)
+    node_task_runs.finish(row, row.attempt, 3, None)
     page = client.get("/jobs/j/").content.decode()
     assert 'data-node="node-a"' in page
     assert "exit 3" in page and "FailureExitCode" in page and "runs when the job ends" in page

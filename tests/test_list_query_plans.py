@@ -59,15 +59,16 @@ def test_claiming_reads_runnable_tasks_only_whatever_the_statistics_say(big_job)
     """A new job's tasks are not in the planner's statistics (autovacuum analyzes after
     10% of the table changed): the claim must still probe the runnable-task index, not
     walk the primary key or hash every active task of every job."""
-    from tasks import services
+    from tasks.services import adding as task_adding
+    from tasks.services import runs as task_runs
 
     job = make_job("fresh", priority=10, uses_task_dependencies=True)
-    services.add_tasks(job=job, specs=[{"batch_id": f"merge-{i}", "command_line": "x",
+    task_adding.add_tasks(job=job, specs=[{"batch_id": f"merge-{i}", "command_line": "x",
                                         "depends_on": {"taskIdRanges": [{"start": 1, "end": 10}]}}
                                        for i in range(5000)])
-    services.add_tasks(job=job, specs=[{"batch_id": str(i), "command_line": "x"} for i in range(1, 11)])
+    task_adding.add_tasks(job=job, specs=[{"batch_id": str(i), "command_line": "x"} for i in range(1, 11)])
     with CaptureQueriesContext(connection) as queries:
-        claimed = services.claim_tasks(node_id="n", limit=4)
+        claimed = task_runs.claim_tasks(node_id="n", limit=4)
     assert [t.batch_id for t in claimed] == ["1", "2", "3", "4"]
     reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and "waiting" in q["sql"]]
     assert len(reads) == 2, reads
@@ -82,7 +83,7 @@ def test_claiming_reads_runnable_tasks_only_whatever_the_statistics_say(big_job)
     # Each parent's completion credits the group, and the last releases its tasks:
     # neither may plan a scan of the task table.
     with CaptureQueriesContext(connection) as queries:
-        services.finish_tasks([services.RunEnd(t, t.attempt, 0) for t in claimed])
+        task_runs.finish_tasks([task_runs.RunEnd(t, t.attempt, 0) for t in claimed])
     writes = [q["sql"] for q in queries if q["sql"].startswith("UPDATE \"tasks_task\"")]
     assert writes
     for sql in writes:

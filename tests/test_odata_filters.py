@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks import services
 from tasks.models import Task
+from tasks.services import actions as task_actions
+from tasks.services import runs as task_runs
 
 from .helpers import add, make_job
 
@@ -20,14 +21,14 @@ T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 def tasks(api):
     job = make_job("j", max_task_retry_count=1)
     add(job, "render-1", "render-2", "Render-3", "encode-1", "encode-2", "merge")
-    claimed = {t.batch_id: t for t in services.claim_tasks(node_id="node-a", limit=5)}  # not merge
-    services.finish_task(task=claimed["render-1"], attempt=1, exit_code=0)
-    services.finish_task(task=claimed["render-2"], attempt=1, exit_code=3)  # retried: active again
-    services.finish_task(task=claimed["encode-2"], attempt=1, exit_code=137)
-    services.claim_tasks(node_id="node-b", limit=2)  # the retries of render-2 and encode-2
-    services.finish_task(task=Task.objects.get(key="render-2"), attempt=2, exit_code=3)
-    services.finish_task(task=Task.objects.get(key="encode-2"), attempt=2, exit_code=0)
-    services.terminate_task(task=claimed["Render-3"])
+    claimed = {t.batch_id: t for t in task_runs.claim_tasks(node_id="node-a", limit=5)}  # not merge
+    task_runs.finish_task(task=claimed["render-1"], attempt=1, exit_code=0)
+    task_runs.finish_task(task=claimed["render-2"], attempt=1, exit_code=3)  # retried: active again
+    task_runs.finish_task(task=claimed["encode-2"], attempt=1, exit_code=137)
+    task_runs.claim_tasks(node_id="node-b", limit=2)  # the retries of render-2 and encode-2
+    task_runs.finish_task(task=Task.objects.get(key="render-2"), attempt=2, exit_code=3)
+    task_runs.finish_task(task=Task.objects.get(key="encode-2"), attempt=2, exit_code=0)
+    task_actions.terminate_task(task=claimed["Render-3"])
     # encode-1 stays running, merge active; creation times a day apart, oldest first
     for i, key in enumerate(["render-1", "render-2", "render-3", "encode-1", "encode-2", "merge"]):
         Task.objects.filter(key=key).update(creation_time=T0 + timedelta(days=i))

@@ -69,7 +69,7 @@ def test_it_describes_every_batch_operation_below_the_endpoint_and_nothing_else(
 
 
 def test_every_batch_route_has_its_operations_in_the_schema(schema):
-    """A route added to batchapi.urls without a description fails here (and warns in generation)."""
+    """A route added to batchsite.api_urls without a description fails here (and warns in generation)."""
     described = {p for _, p, _ in operations(schema)}
     batch = next(p for p in get_resolver().url_patterns if str(p.pattern) == "batch/")
     routes = [str(p.pattern) for p in batch.url_patterns if not str(p.pattern).startswith("^")]  # not the catch-all
@@ -165,7 +165,7 @@ def test_an_anonymous_browser_is_sent_to_the_login_page(client):
 
 def test_a_task_token_does_not_reach_the_schema(client):
     """A running task's token is for its own job; the documentation is not part of it."""
-    from batchapi import task_tokens
+    from tasks import tokens as task_tokens
     from tasks.models import TaskState
 
     from .helpers import add

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 
-from tasks import services
 from tasks.files import task_dir
 from tasks.models import Task
+from tasks.services import sweeps
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,7 +38,7 @@ def test_directories_go_when_their_retention_time_has_passed(api, run_worker):
     assert response.status_code == 200, response.content
 
     time.sleep(1.2)
-    assert services.remove_expired_task_files() == 1
+    assert sweeps.remove_expired_task_files() == 1
     assert not task_dir(tasks["brief"]).exists()
     assert task_dir(tasks["kept"]).exists() and task_dir(tasks["extended"]).exists()
     for url in ("/batch/jobs/j/tasks/brief/files", "/batch/jobs/j/tasks/brief/files/stdout.txt"):
@@ -47,13 +47,13 @@ def test_directories_go_when_their_retention_time_has_passed(api, run_worker):
         assert response.json()["code"] == "TaskFilesCleanedup"
     assert api.get("/batch/jobs/j/tasks/kept/files/stdout.txt").status_code == 200
     assert api.get("/batch/jobs/j/tasks/brief").json()["state"] == "completed"  # the task itself stays
-    assert services.remove_expired_task_files() == 0
+    assert sweeps.remove_expired_task_files() == 0
 
 
 def test_a_reactivated_task_has_files_again(api, run_worker):
     add_job_with_tasks(api, [{"id": "flaky", "commandLine": "/bin/false", "constraints": {"retentionTime": "PT0S"}}])
     run_worker()
-    assert services.remove_expired_task_files() == 1
+    assert sweeps.remove_expired_task_files() == 1
     task = Task.objects.get()
     task.command_line = "/bin/echo again"
     task.save(update_fields=["command_line"])

@@ -18,7 +18,8 @@ import pytest
 from django.conf import settings
 
 from batchapi.errors import BatchError
-from tasks import staging
+from nodes import staging
+from tasks import file_specs
 from tasks.models import Task
 
 from .helpers import TASK_PYTHON
@@ -133,7 +134,7 @@ def test_a_download_never_writes_through_a_symlink(tmp_path):
 ])
 def test_resource_file_rules(files, reason):
     with pytest.raises(BatchError) as caught:
-        staging.validate_resource_files(files)
+        file_specs.validate_resource_files(files)
     assert caught.value.code == "InvalidPropertyValue"
     assert reason in caught.value.values["Reason"]
 
@@ -158,7 +159,7 @@ def out(pattern: str, container: str = "results", path: str | None = None, condi
 ])
 def test_output_file_rules(files, reason):
     with pytest.raises(BatchError) as caught:
-        staging.validate_output_files(files)
+        file_specs.validate_output_files(files)
     assert reason in caught.value.values["Reason"]
 
 

@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tasks import counts, services
+from nodes.agent import requeue_dead_workers
+from tasks import counts
 from tasks.models import Task, TaskState, Worker, WorkerState
-from tasks.worker import requeue_dead_workers
+from tasks.services import runs as task_runs
 
 from .helpers import add, assert_counts_exact, make_job, shared_file, wait_for
 
@@ -118,7 +119,7 @@ def test_a_second_live_worker_with_the_same_name_is_refused(start_worker):
 def test_a_worker_restarted_under_its_name_requeues_what_it_left_running(run_worker):
     job = make_job("left")
     add(job, "a")
-    services.claim_tasks(node_id="phoenix", limit=1)  # as if "phoenix" died running it
+    task_runs.claim_tasks(node_id="phoenix", limit=1)  # as if "phoenix" died running it
     Worker.objects.create(name="phoenix", hostname="h", pid=1, slots=1, state=WorkerState.RUNNING,
                           started_at=timezone.now() - timedelta(hours=1),
                           heartbeat_at=timezone.now() - timedelta(hours=1))

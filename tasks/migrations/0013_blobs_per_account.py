@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import migrations
 
 MARKER = ".containers-per-account"
-CONTAINER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")  # as tasks.staging has it, frozen here
+CONTAINER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")  # as tasks.file_specs has it, frozen here
 log = logging.getLogger("batchsite.migrations")
 
 

@@ -1,21 +1,26 @@
-"""Every change to a job: create, update, terminate, delete (and the purge after it)."""
+"""A job's life: Add, Update, Terminate, Disable, Enable and Delete Job, and what its counts allow.
 
-import logging
+A job's end moves its tasks (running tasks end when it terminates), and its
+tasks' ends move the job (`settle_job`): both directions run through here, so
+the task services call `settle_job` and this module moves tasks, never the reverse.
+"""
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from batchapi.errors import BatchError, job_not_found
+from batchapi.errors import BatchError
 from batchapi.ids import id_key
 from tasks import counts
-from tasks.files import job_dir
-from tasks.rundirs import remove_tree
+from tasks.models import RUNNING_STATES, Task, TaskResult, TaskState
+from tasks.node_tasks import release_pending
+from tasks.outcomes import TASK_ENDED, files_expire_after, run_time_until
+from tasks.services.adding import add_task
 
-from . import events
-from .models import Job, JobState, OnAllTasksComplete
-
-log = logging.getLogger(__name__)
+from .. import events
+from ..models import OPEN_STATES, Job, JobState, OnAllTasksComplete
+from ..selectors import check_job_open, lock_open_job
+from ..transitions import move
 
 # Fields Update Job (PATCH) may change, and what Replace Job (PUT) resets them to.
 UPDATABLE = {
@@ -34,8 +39,13 @@ def job_exists(batch_id: str) -> BatchError:
     return BatchError("JobExists", "The specified job already exists.", 409, {"JobId": batch_id})
 
 
-def create_job(*, spec: dict) -> Job:
-    """Add Job: the job row and its count rows, together. `spec` names the job's account."""
+def create_job(*, spec: dict, job_manager: dict | None = None) -> Job:
+    """Add Job: the job row and its count rows, together. `spec` names the job's account.
+
+    `job_manager` (Task field values of its jobManagerTask, validated by the
+    caller) is added as the job's first task, so that it is the first to run:
+    tasks are claimed oldest first.
+    """
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -44,8 +54,8 @@ def create_job(*, spec: dict) -> Job:
                 start_time=now, creation_time=now, last_modified=now, **spec,
             )
             counts.create_shards(job)
-            if job.job_manager_task:
-                _add_job_manager(job)
+            if job_manager is not None:
+                add_task(job=job, spec=job_manager)
             events.job_changed(job.pk)
             settle_job(job)  # onAllTasksComplete terminatejob: no tasks counts as all complete
     except IntegrityError:
@@ -53,42 +63,6 @@ def create_job(*, spec: dict) -> Job:
             raise job_exists(spec["batch_id"]) from None
         raise
     return job
-
-
-def _add_job_manager(job: Job) -> None:
-    """The job manager is a task of its job, added with it so that it is the first to run.
-
-    Tasks are claimed oldest first, so it starts before any task it adds.
-    """
-    from tasks.serializers import job_manager_fields
-    from tasks.services import add_task
-
-    add_task(job=job, spec=job_manager_fields(job.job_manager_task))
-
-
-# States in which a job takes new tasks and changes.
-OPEN_STATES = (JobState.ACTIVE, JobState.DISABLING, JobState.DISABLED, JobState.ENABLING)
-
-
-def check_job_open(state: str) -> None:
-    """A job that is completed, terminating or being deleted takes no more changes."""
-    if state == JobState.DELETING:
-        raise BatchError("JobBeingDeleted", "The specified job is being deleted.", 409)
-    if state in (JobState.TERMINATING, JobState.COMPLETED):
-        raise BatchError("JobCompleted", "The specified job is already in a completed state.", 409)
-
-
-def lock_open_job(job: Job) -> None:
-    """Lock the job's row for the rest of the transaction and check it still takes changes.
-
-    Holding the lock (on PostgreSQL; SQLite's IMMEDIATE transaction already
-    excludes other writers) means a concurrent Terminate or Delete Job waits for
-    us, so nothing is added to or changed in a job that has just ended.
-    """
-    state = Job.objects.select_for_update().filter(pk=job.pk).values_list("state", flat=True).first()
-    if state is None:
-        raise job_not_found(job.batch_id)
-    check_job_open(state)
 
 
 def update_job(*, job: Job, changes: dict, replace: bool = False) -> Job:
@@ -108,14 +82,7 @@ def update_job(*, job: Job, changes: dict, replace: bool = False) -> Job:
 
 
 def _move(job: Job, state: str, *, from_states, **extra) -> bool:
-    now = timezone.now()
-    moved = Job.objects.filter(pk=job.pk, state__in=list(from_states)).update(
-        state=state, previous_state=F("state"), previous_state_transition_time=F("state_transition_time"),
-        state_transition_time=now, last_modified=now, **extra,
-    )
-    if moved:
-        events.job_changed(job.pk)
-    return bool(moved)
+    return bool(move(Job.objects.filter(pk=job.pk), state, from_states=from_states, job_pk=job.pk, **extra))
 
 
 def _move_or_refuse(job: Job, state: str, *, from_states, error: BatchError) -> None:
@@ -132,8 +99,6 @@ def terminate_job(*, job: Job, reason: str = "") -> None:
     transaction (their workers see their runs ended and kill them), and then while
     its workers run its release task; `settle_job` completes it after the last.
     """
-    from tasks.services import terminate_running_tasks_of_job
-
     with transaction.atomic():
         if not _move(job, JobState.TERMINATING, from_states=OPEN_STATES,
                      terminate_reason=reason or "UserTerminate"):
@@ -145,8 +110,6 @@ def terminate_job(*, job: Job, reason: str = "") -> None:
 
 def _complete_when_released(job: Job) -> None:
     """A terminating job completes once no live worker still owes it its release task."""
-    from tasks.node_tasks import release_pending
-
     if not release_pending(job):
         _move(job, JobState.COMPLETED, from_states=(JobState.TERMINATING,), end_time=timezone.now())
 
@@ -157,8 +120,6 @@ def disable_job(*, job: Job, disable_tasks: str) -> None:
     The job is `disabling` while running tasks remain (only `wait` leaves any) and
     becomes `disabled` when the last ends (`settle_job`).
     """
-    from tasks.services import requeue_running_tasks_of_job, terminate_running_tasks_of_job
-
     if disable_tasks not in ("requeue", "terminate", "wait"):
         raise ValueError(disable_tasks)
     with transaction.atomic():
@@ -215,72 +176,33 @@ def settle_job(job: Job) -> None:
         terminate_job(job=job, reason="AllTasksComplete")
 
 
-def settle_jobs() -> int:
-    """Housekeeping: settle open jobs that may be due, and end jobs past their maxWallClockTime."""
-    due = Job.objects.filter(state__in=[*OPEN_STATES, JobState.TERMINATING]).filter(
-        Q(state__in=[JobState.DISABLING, JobState.TERMINATING])
-        | Q(on_all_tasks_complete=OnAllTasksComplete.TERMINATE_JOB))
-    settled = 0
-    for job in due.only("pk", "batch_id")[:100]:
-        with transaction.atomic():
-            settle_job(job)
-        settled += 1
-    now = timezone.now()
-    limited = Job.objects.filter(state__in=OPEN_STATES, max_wall_clock_time__isnull=False)
-    for job in limited.only("pk", "batch_id", "start_time", "max_wall_clock_time"):
-        if job.start_time + job.max_wall_clock_time <= now:
-            try:
-                terminate_job(job=job, reason="MaxWallClockTimeExpiry")
-            except BatchError:
-                pass  # it ended meanwhile
-            settled += 1
-    return settled
-
-
 def delete_job(*, job: Job) -> None:
-    """Delete Job: the job goes to `deleting` now; `purge_deleted_jobs` removes it after.
+    """Delete Job: the job goes to `deleting` now; `sweeps.purge_deleted_jobs` removes it after.
 
     Removing a million tasks is not work for a request, so it happens in bounded
     chunks in the background (workers run the purge in their housekeeping), after
     the job's release task has run on its workers. Running tasks end now, so their
     workers kill them at once.
     """
-    from tasks.services import terminate_running_tasks_of_job
-
     with transaction.atomic():
         if not _move(job, JobState.DELETING, from_states=[s for s in JobState if s != JobState.DELETING]):
             raise BatchError("JobBeingDeleted", "The specified job is being deleted.", 409)
         terminate_running_tasks_of_job(job=job)
 
 
-def purge_deleted_jobs(*, chunk: int = 5000) -> int:
-    """Remove one chunk of the tasks of jobs being deleted; the job row once none is left.
+# --- the job's tasks, all at once ---------------------------------------------------------
 
-    Returns how many rows went, so callers can loop until 0. Safe to run from many
-    workers at once: each delete is idempotent.
-    """
-    from tasks.models import Task
-    from tasks.node_tasks import release_pending
 
-    removed = 0
-    for job in Job.objects.filter(state=JobState.DELETING).only("pk", "batch_id")[:10]:
-        if release_pending(job):
-            continue  # its workers run its release task first
-        with transaction.atomic():
-            pks = list(Task.objects.filter(job_id=job.pk).values_list("pk", flat=True)[:chunk])
-            if pks:
-                # Counts stay exact to the end, like everywhere else.
-                chunk_rows = Task.objects.filter(pk__in=pks)
-                delta = dict.fromkeys(counts.FIELDS, 0)
-                for row in chunk_rows.values("state", "result").annotate(n=Count("pk")).order_by():
-                    for k, v in counts.bucket(row["state"], row["result"]).items():
-                        delta[k] -= v * row["n"]
-                removed += chunk_rows.delete()[0]
-                counts.apply(job.pk, delta)
-                continue
-        remove_tree(job_dir(job))
-        with transaction.atomic():
-            removed += Job.objects.filter(pk=job.pk, state=JobState.DELETING).delete()[0]
-            events.job_changed(job.pk)
-        log.info("job %s deleted", job.batch_id)
-    return removed
+def terminate_running_tasks_of_job(*, job: Job) -> int:
+    """Complete every running task of a job as ended (Terminate Job, Disable Job with terminate)."""
+    now = timezone.now()
+    return move(Task.objects.filter(job=job), TaskState.COMPLETED, from_states=RUNNING_STATES, job_pk=job.pk,
+                result=TaskResult.FAILURE, now=now, end_time=now, failure_info=TASK_ENDED,
+                run_time=run_time_until(now), files_expire_at=files_expire_after(now))
+
+
+def requeue_running_tasks_of_job(*, job: Job) -> int:
+    """Put every running task of a job back to active (Disable Job with requeue)."""
+    now = timezone.now()
+    return move(Task.objects.filter(job=job), TaskState.ACTIVE, from_states=RUNNING_STATES, job_pk=job.pk,
+                now=now, requeue_count=F("requeue_count") + 1, last_requeue_time=now)

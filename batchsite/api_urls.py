@@ -2,10 +2,9 @@
 
 from django.urls import path, re_path
 
+from batchapi.views import UnknownResourceView
 from jobs import api as jobs_api
 from tasks import api as tasks_api
-
-from .views import UnknownResourceView
 
 urlpatterns = [
     path("jobs", jobs_api.JobListView.as_view(), name="batch-jobs"),

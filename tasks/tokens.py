@@ -4,26 +4,19 @@ A task whose authenticationTokenSettings ask for `job` access gets a token in it
 environment (the job manager adding tasks is the usual case). The token is
 signed with the project's secret key and names the job, the task and the run; it
 is good only while that run is current, so it dies with the task, and only for
-requests on that job (anything else is 403 AuthorizationFailure). Clients send
+requests on that job (anything else is 403 AuthorizationFailure, batchapi.views). Clients send
 it as `Authorization: Bearer <token>`, as the Batch SDKs do with such a token.
 """
-
-from dataclasses import dataclass
 
 from django.core import signing
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
+from batchapi.access import TaskScope
+
+from .models import RUNNING_STATES, Task
+
 SALT = "batchsite.task-token"
-
-
-@dataclass(frozen=True)
-class TaskScope:
-    """request.auth for a task's token: the only job it may touch."""
-
-    job_pk: int
-    task_pk: int
-
 
 class TaskUser:
     """request.user for a task's token: authenticated, but not a person with a login."""
@@ -59,13 +52,12 @@ class TaskTokenAuthentication(BaseAuthentication):
             claims = signing.loads(header[1].decode(), salt=SALT)
         except (signing.BadSignature, UnicodeDecodeError):
             raise AuthenticationFailed("The authentication token is not valid.") from None
-        from tasks.models import Task, TaskState
-
-        current = Task.objects.filter(pk=claims["t"], job_id=claims["j"], attempt=claims["a"],
-                                      state__in=[TaskState.PREPARING, TaskState.RUNNING]).exists()
-        if not current:
+        current = (Task.objects.filter(pk=claims["t"], job_id=claims["j"], attempt=claims["a"],
+                                       state__in=RUNNING_STATES)
+                   .values_list("job__key", "job__account_id").first())
+        if current is None:
             raise AuthenticationFailed("The authentication token has expired: its task is no longer running.")
-        scope = TaskScope(job_pk=claims["j"], task_pk=claims["t"])
+        scope = TaskScope(job_pk=claims["j"], task_pk=claims["t"], job_key=current[0], account_pk=current[1])
         return TaskUser(scope), scope
 
     def authenticate_header(self, request):

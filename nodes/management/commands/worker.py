@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks.sandbox import Containment, ContainmentUnavailable, database_open_to_tasks
-from tasks.worker import WorkerLoop, default_name
+from nodes.agent import WorkerLoop, default_name
+from nodes.sandbox import Containment, ContainmentUnavailable, database_open_to_tasks
 
 UNCONFINED_WARNING = """
   ***************************************************************************

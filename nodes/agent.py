@@ -1,7 +1,7 @@
 """The worker: claims tasks, runs their command lines, records how they ended.
 
 One process, one thread. Children are started without a shell, in a sandbox
-(`tasks.sandbox`), in their own session (so Ctrl-C on the worker's terminal
+(`nodes.sandbox`), in their own session (so Ctrl-C on the worker's terminal
 does not reach them), and are awaited through pidfds, so the loop wakes the
 moment a child exits. Killing a run kills its process group: unconfined, the
 task's; sandboxed, bubblewrap's, and the sandbox dies with it (die-with-parent). Every state
@@ -27,14 +27,19 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from batchapi import task_tokens
 from jobs.models import Job
-from jobs.services import purge_deleted_jobs, settle_jobs
+from tasks import node_tasks, stats
+from tasks import tokens as task_tokens
+from tasks.files import node_task_dir, shared_dir, task_dir, working_dir
+from tasks.models import NodeTask, Task, TaskState, Worker, WorkerState
+from tasks.outcomes import program_not_found, wall_clock_expired
+from tasks.rundirs import prepare_run_directory
+from tasks.selectors import current_runs
+from tasks.services import node_tasks as node_task_runs
+from tasks.services import runs as task_runs
+from tasks.services import sweeps
 
-from . import counts, node_tasks, services, staging, stats
-from .files import node_task_dir, shared_dir, task_dir, working_dir
-from .models import NodeTask, Task, TaskState, Worker, WorkerState
-from .rundirs import prepare_run_directory
+from . import staging
 from .sandbox import (
     CLEAN_ENVIRONMENT,
     TASK_UMASK,
@@ -278,7 +283,6 @@ class WorkerLoop:
         if self.containment is None:
             self.containment = Containment.for_worker()
         self.stager = ThreadPoolExecutor(max_workers=max(2, self.slots), thread_name_prefix="staging")
-        self.prepared: set[int] = set()  # jobs whose preparation this worker needs not run again
         self.stopping = False
         self.stop_deadline = None
         self.next_claim = self.next_check = self.next_heartbeat = 0.0
@@ -288,7 +292,7 @@ class WorkerLoop:
 
     def run(self) -> None:
         if self.containment.confined:
-            become_subreaper()  # to reap each sandbox's init for its usage (tasks.sandbox)
+            become_subreaper()  # to reap each sandbox's init for its usage (nodes.sandbox)
         make_node_root_private()
         self.register()
         self.install_signal_handlers()
@@ -316,9 +320,9 @@ class WorkerLoop:
                 containment=self.containment.describe(), process_key=process_key(os.getpid())))
         # Runs left behind by an earlier life of this name go back to the queue; the
         # release tasks it did not finish are owed again.
-        if requeued := services.requeue_tasks(node_id=self.name):
+        if requeued := task_runs.requeue_tasks(node_id=self.name):
             log.warning("requeued %d task(s) left running by an earlier worker %s", requeued, self.name)
-        node_tasks.forget_unfinished_releases(self.name)
+        node_task_runs.forget_unfinished_releases(self.name)
 
     def install_signal_handlers(self) -> None:
         def on_signal(signum, frame):
@@ -350,7 +354,7 @@ class WorkerLoop:
         self.abandon_runs()
         self.stager.shutdown(wait=False, cancel_futures=True)
         Worker.objects.filter(name=self.name).update(state=WorkerState.STOPPED, heartbeat_at=timezone.now())
-        settle_jobs()  # jobs that waited for this worker's release task need not wait any more
+        sweeps.settle_jobs()  # jobs that waited for this worker's release task need not wait any more
 
     def abandon_runs(self) -> None:
         """Kill what still runs and put its tasks back in the queue (requeueCount + 1)."""
@@ -366,7 +370,7 @@ class WorkerLoop:
             run.proc.wait()
             self.close(run)
         if attempts:
-            n = services.requeue_tasks(node_id=self.name, attempts=attempts)
+            n = task_runs.requeue_tasks(node_id=self.name, attempts=attempts)
             log.info("requeued %d running task(s)", n)
         self.runs.clear()
         self.node_runs.clear()
@@ -429,10 +433,10 @@ class WorkerLoop:
             time.sleep(min(timeout, 0.05) if runs else timeout)
 
     def claim_and_launch(self) -> int:
-        tasks = services.claim_tasks(node_id=self.name, limit=self.slots - self.busy())
+        tasks = task_runs.claim_tasks(node_id=self.name, limit=self.slots - self.busy())
+        if tasks.prepare and not self.node_task_busy(tasks.job, node_tasks.PREPARATION):
+            self.launch_node_task(tasks.job, node_tasks.PREPARATION)
         for task in tasks:
-            if task.job.job_preparation_task:
-                self.prepare(task.job)
             if task.state == TaskState.PREPARING:
                 self.held.setdefault(task.job_id, []).append(task)
             else:
@@ -445,7 +449,7 @@ class WorkerLoop:
         directory = task_dir(task)
         run_as = self.identity(task.user_identity, directory)
         if isinstance(run_as, dict):  # refused
-            services.finish_task(task=task, attempt=task.attempt, exit_code=None, failure=run_as)
+            task_runs.finish_task(task=task, attempt=task.attempt, exit_code=None, failure=run_as)
         elif task.resource_files:
             for fd in prepare_run_directory(directory, run_as.owner):  # downloads go into a `wd` that is no link
                 os.close(fd)
@@ -466,7 +470,7 @@ class WorkerLoop:
     def start(self, task: Task, run_as: RunAs, failure: dict | None) -> None:
         attempt = task.attempt
         if failure:
-            services.finish_task(task=task, attempt=attempt, exit_code=None, failure=failure)
+            task_runs.finish_task(task=task, attempt=attempt, exit_code=None, failure=failure)
             return
         extra = {"AZ_BATCH_AUTHENTICATION_TOKEN": task_tokens.issue(task)} if task_tokens.wants_token(task) else {}
         run, failure = self.spawn(task, attempt, task.job, task_id=task.batch_id, directory=task_dir(task),
@@ -474,7 +478,7 @@ class WorkerLoop:
                                   run_as=run_as, limit=task.max_wall_clock_time, extra_env=extra)
         if run is None:
             log.info("task %s/%s could not start: %s", task.job.batch_id, task.batch_id, failure["message"])
-            services.finish_task(task=task, attempt=attempt, exit_code=None, failure=failure)
+            task_runs.finish_task(task=task, attempt=attempt, exit_code=None, failure=failure)
             return
         self.runs[task.pk] = run
         log.debug("task %s/%s started (pid %d)", task.job.batch_id, task.batch_id, run.proc.pid)
@@ -492,7 +496,7 @@ class WorkerLoop:
         proc, error, info_fd = start_process(self.containment, command_line, directory, env, run_as=run_as,
                                              binds=sandbox_binds(job, self.name, directory))
         if proc is None:
-            return None, services.program_not_found(program_of(command_line), error)
+            return None, program_not_found(program_of(command_line), error)
         return Run(task=row, attempt=attempt, proc=proc, started=time.monotonic(), limit=limit,
                    pidfd=self.pidfd(proc.pid), info_fd=info_fd), {}
 
@@ -514,19 +518,6 @@ class WorkerLoop:
 
     # --- the job's preparation and release tasks -------------------------------------
 
-    def prepare(self, job: Job) -> None:
-        """Start the job's preparation here unless it runs, succeeded, or (without waitForSuccess) ran.
-
-        Once it has, this process remembers: every later task of the job costs no query.
-        """
-        if job.pk in self.prepared or self.node_task_busy(job, node_tasks.PREPARATION):
-            return
-        done = node_tasks.prepared_on if node_tasks.waits_for_preparation(job) else node_tasks.ran_on
-        if done(job, self.name):
-            self.prepared.add(job.pk)
-        else:
-            self.launch_node_task(job, node_tasks.PREPARATION)
-
     def start_due_releases(self) -> None:
         for job in node_tasks.releases_due(self.name):
             if not self.node_task_busy(job, node_tasks.RELEASE):
@@ -537,7 +528,7 @@ class WorkerLoop:
         return (job.pk, kind) in self.node_runs or ("node", job.pk, kind) in self.staging
 
     def launch_node_task(self, job: Job, kind: str) -> None:
-        row = node_tasks.start(job, self.name, kind)
+        row = node_task_runs.start(job, self.name, kind)
         spec = node_tasks.spec_of(job, kind) or {}
         directory = node_task_dir(job, self.name, kind)
         run_as = self.identity(spec.get("userIdentity"), directory)
@@ -571,7 +562,7 @@ class WorkerLoop:
 
     def node_task_ended(self, row: NodeTask, attempt: int, exit_code: int | None, failure: dict | None) -> None:
         job = row.job
-        outcome = node_tasks.finish(row, attempt, exit_code, failure)
+        outcome = node_task_runs.finish(row, attempt, exit_code, failure)
         log.info("job %s: %s task exited %s: %s", job.batch_id, row.kind, exit_code, outcome or "no longer ours")
         if row.kind != node_tasks.PREPARATION:
             return
@@ -580,10 +571,10 @@ class WorkerLoop:
             return
         held = self.held.pop(job.pk, [])
         if outcome == "succeeded":
-            for task in services.start_prepared_tasks(held):
+            for task in task_runs.start_prepared_tasks(held):
                 self.launch(task)
         elif held:  # failed for good (or no longer ours): the tasks go back for other workers
-            services.requeue_tasks(node_id=self.name, attempts={t.pk: t.attempt for t in held})
+            task_runs.requeue_tasks(node_id=self.name, attempts={t.pk: t.attempt for t in held})
 
     @staticmethod
     def pidfd(pid: int) -> int | None:
@@ -616,25 +607,25 @@ class WorkerLoop:
                                                 run.task.job.account.name, succeeded),
                            partial(self.uploaded, run, exit_code), task=run.task)
             else:
-                ended.append(services.RunEnd(run.task, run.attempt, exit_code, run.failure, run.usage))
+                ended.append(task_runs.RunEnd(run.task, run.attempt, exit_code, run.failure, run.usage))
         self.record(ended)
 
     def uploaded(self, run: Run, exit_code: int, failure: dict | None) -> None:
-        self.record([services.RunEnd(run.task, run.attempt, exit_code, run.failure or failure, run.usage)])
+        self.record([task_runs.RunEnd(run.task, run.attempt, exit_code, run.failure or failure, run.usage)])
 
     @staticmethod
-    def record(ended: list[services.RunEnd]) -> None:
+    def record(ended: list[task_runs.RunEnd]) -> None:
         """The ends of runs, in one transaction."""
         if not ended:
             return
-        for end, outcome in zip(ended, services.finish_tasks(ended)):
+        for end, outcome in zip(ended, task_runs.finish_tasks(ended)):
             log.info("task %s/%s exited %d: %s", end.task.job.batch_id, end.task.batch_id, end.exit_code,
                      outcome or "no longer ours")
 
     def enforce_deadlines(self, now: float) -> None:
         for run in self.every_run():
             if run.deadline and now >= run.deadline and run.failure is None:
-                run.failure = services.wall_clock_expired(run.limit)
+                run.failure = wall_clock_expired(run.limit)
                 self.kill(run)
 
     def cancel_ended_runs(self) -> None:
@@ -642,7 +633,7 @@ class WorkerLoop:
         if not self.runs:
             return
         attempts = {pk: run.attempt for pk, run in self.runs.items()}
-        current = services.current_runs(node_id=self.name, attempts=attempts)
+        current = current_runs(node_id=self.name, attempts=attempts)
         for pk, run in self.runs.items():
             if pk not in current and not run.cancelled:
                 run.cancelled = True
@@ -655,16 +646,7 @@ class WorkerLoop:
         Worker.objects.filter(name=self.name).update(heartbeat_at=timezone.now())
 
     def housekeeping(self) -> None:
-        requeue_dead_workers()
-        services.end_runs_of_ended_jobs()
-        settle_jobs()  # wall clocks, and what a race between two finishing workers left unresolved
-        services.remove_expired_task_files()  # retentionTime
-        counts.thin_samples()
-        # Deleted jobs go in chunks for at most half a second a heartbeat, so a
-        # million-task delete neither blocks this worker nor takes for ever.
-        deadline = time.monotonic() + 0.5
-        while purge_deleted_jobs() and time.monotonic() < deadline:
-            pass
+        sweeps.sweep()
 
     @staticmethod
     def kill(run: Run) -> None:
@@ -682,20 +664,6 @@ class WorkerLoop:
             sandbox_usage(run.info_fd)
             os.close(run.info_fd)
             run.info_fd = None
-
-
-def requeue_dead_workers() -> int:
-    """Requeue the tasks of workers whose heartbeat stopped; any worker may do this."""
-    cutoff = timezone.now() - settings.BATCHSITE_WORKER_TIMEOUT
-    total = 0
-    dead = Worker.objects.filter(state__in=[WorkerState.RUNNING, WorkerState.STOPPING], heartbeat_at__lt=cutoff)
-    for worker in dead:
-        # Compare-and-set on the heartbeat: a worker that came back meanwhile keeps its tasks.
-        if Worker.objects.filter(pk=worker.pk, heartbeat_at=worker.heartbeat_at).update(state=WorkerState.STOPPED):
-            n = services.requeue_tasks(node_id=worker.name)
-            log.warning("worker %s stopped its heartbeat; requeued %d task(s)", worker.name, n)
-            total += n
-    return total
 
 
 def process_key(pid: int) -> str:

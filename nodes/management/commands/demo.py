@@ -1,4 +1,7 @@
-"""`python manage.py demo`: a job of a few hundred varied tasks, so a new user sees the dashboard move."""
+"""`python manage.py demo`: a job of a few hundred varied tasks, so a new user sees the dashboard move.
+
+A command of the nodes: its tasks run the Python that this machine's sandbox lets them see.
+"""
 
 import random
 import shlex
@@ -7,9 +10,9 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from accounts.models import default_account
-from jobs import services as job_services
-from tasks import services as task_services
-from tasks.sandbox import task_python
+from jobs.services.lifecycle import create_job
+from nodes.sandbox import task_python
+from tasks.services.adding import add_tasks
 
 # Each task is a small Python program run without a shell, printing as it goes.
 WORK = """
@@ -52,7 +55,7 @@ class Command(BaseCommand):
     def handle(self, *args, tasks: int, id: str, seed, **options):
         rng = random.Random(seed)
         job_id = id or f"demo-{timezone.now():%Y%m%d-%H%M%S}"
-        job = job_services.create_job(spec={
+        job = create_job(spec={
             "account": default_account(), "batch_id": job_id,
             "display_name": "Batchsite demo: varied tasks, a few failures and retries",
             "uses_task_dependencies": True, "max_task_retry_count": 1,
@@ -77,7 +80,7 @@ class Command(BaseCommand):
                 spec["depends_on"] = {"taskIds": [f"task-{i:04d}" for i in range(n - 10, n)]}
             specs.append(spec)
         for i in range(0, len(specs), 100):
-            task_services.add_tasks(job=job, specs=specs[i:i + 100])
+            add_tasks(job=job, specs=specs[i:i + 100])
         self.stdout.write(f"Created job {job_id} with {len(specs)} tasks.")
         self.stdout.write(f"Watch it at http://127.0.0.1:8000/jobs/{job_id}/ (a worker must be running: "
                           "`make run` starts one).")

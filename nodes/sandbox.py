@@ -60,7 +60,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .rundirs import Owner, prepare_run_directory
+from tasks.rundirs import Owner, prepare_run_directory
 
 log = logging.getLogger("batchsite.worker")
 

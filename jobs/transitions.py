@@ -1,0 +1,65 @@
+"""The one place a job's or a task's state changes: a compare-and-set, with its bookkeeping.
+
+Every service moves rows through `move`: it updates only rows still in one of
+the expected states (and so acts on the row count, correct on SQLite and
+PostgreSQL alike), records the previous state and when it began, stamps
+`last_modified`, and, for tasks, changes the job's count rows by exactly the
+rows that moved, in the caller's transaction. A test keeps state updates out of
+every other module (tests/test_layout.py).
+"""
+
+from collections.abc import Iterable
+
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from tasks import counts
+from tasks.models import Task
+
+from . import events
+from .models import Job
+
+
+def move(rows: QuerySet, to: str, *, from_states: Iterable[str], job_pk: int, now=None,
+         result: str | None = None, from_result: str | None = None, pending: counts.Pending | None = None,
+         **values) -> int:
+    """Move the rows of `rows` (job `job_pk`, or tasks of it) that are in one of `from_states`
+    to state `to`; how many moved.
+
+    Jobs: the job's watchers are nudged after commit. Tasks:
+    their counts move from (state, `from_result`) to (`to`, `result`) (which the
+    rows take too, if given), state by state, added to `pending` when given (written once at the end of the
+    transaction) or applied at once. `values` are the other columns the move writes.
+    """
+    now = now or timezone.now()
+    if result is not None:
+        values["result"] = result
+    stamp = dict(previous_state=F("state"), previous_state_transition_time=F("state_transition_time"),
+                 state_transition_time=now, last_modified=now)
+    if rows.model is Job:
+        moved = rows.filter(state__in=list(from_states)).update(state=to, **stamp, **values)
+        if moved:
+            events.job_changed(job_pk)
+        return moved
+    if rows.model is not Task:
+        raise TypeError(f"move() moves jobs and tasks, not {rows.model.__name__}")
+    total = 0
+    for group in _same_counts(from_states):
+        moved = rows.filter(state__in=group).update(state=to, **stamp, **values)
+        if moved:
+            delta = counts.transition((group[0], from_result), (to, result), moved)
+            if pending is not None:
+                pending.add(job_pk, delta)
+            else:
+                counts.apply(job_pk, delta)
+        total += moved
+    return total
+
+
+def _same_counts(states: Iterable[str]) -> list[list[str]]:
+    """The states in groups that count alike (preparing and running both count as running),
+    so that one update per group knows what its rows counted as."""
+    groups: dict[tuple, list[str]] = {}
+    for state in states:
+        groups.setdefault(tuple(counts.bucket(state, None).items()), []).append(state)
+    return list(groups.values())
