@@ -4,6 +4,7 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+os.umask(0o077)  # what Batchsite writes is its user's alone (as in manage.py)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "batchsite.settings")
 django_asgi_app = get_asgi_application()
 

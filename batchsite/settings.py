@@ -1,7 +1,11 @@
 """Batchsite settings: one module, everything from the environment.
 
-A fresh clone runs on the embedded default (SQLite in ./var, in-memory channel
-layer) with no variable set. Scale-out sets DATABASE_URL and REDIS_URL.
+A fresh clone runs on the embedded default (SQLite in ./var; the dashboard polls
+the database) with no variable set. Scale-out sets DATABASE_URL and REDIS_URL.
+
+Importing this module writes nothing but the secret key (and its folder), once,
+when none is configured: each folder named here is made by the code that writes
+into it, and the umask is set by the entry points (manage.py, asgi.py, wsgi.py).
 """
 
 import os
@@ -36,13 +40,11 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 # Local state of the embedded set-up: database, secret key, task directories.
-# Private to the user Batchsite runs as, whatever the umask: it holds the database,
-# the secret key and every account's files. What the processes create goes 0600/0700.
+# Private to the user Batchsite runs as: it holds the database, the secret key and
+# every account's files. Whoever writes in it first makes it, 0700 (the secret key
+# below, the SQLite backend in batchsite/sqlite3, the worker, the blob storage), and
+# the entry points set the umask to 077, so what the processes create goes 0600/0700.
 DATA_DIR = Path(env_str("BATCHSITE_DATA_DIR", str(BASE_DIR / "var")))
-os.umask(0o077)
-DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-if DATA_DIR.stat().st_mode & 0o077:
-    DATA_DIR.chmod(0o700)
 
 
 def _secret_key() -> str:
@@ -58,6 +60,7 @@ def _secret_key() -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         key = secrets.token_urlsafe(50)
+        DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         # O_EXCL: when two processes start together, one writes and both read it.
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -102,7 +105,7 @@ MIDDLEWARE = [
     # First: text no database stores alike (NUL, lone surrogates) never reaches the rest.
     "batchapi.middleware.input_check_middleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "batchsite.staticfiles.StaticFilesMiddleware",  # WhiteNoise
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -135,8 +138,11 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------
-# SQLite needs WAL, IMMEDIATE transactions and a busy timeout once a worker and
-# the web server both write: with the defaults, "database is locked" (DESIGN.md).
+# SQLite needs WAL, IMMEDIATE transactions and a busy timeout once a worker and the
+# web server both write, else they fail with "database is locked": in the default
+# journal mode readers and a writer shut each other out (WAL lets readers go on while
+# one writes), and a transaction that reads and then writes gets the error at once,
+# never waiting out the timeout (IMMEDIATE takes the write lock at BEGIN instead).
 SQLITE_OPTIONS = {
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     "transaction_mode": "IMMEDIATE",
@@ -152,24 +158,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("BATCHSITE_CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's backend, which also makes the database's folder when it is missing.
+    DATABASES["default"]["ENGINE"] = "batchsite.sqlite3"
     DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
     # A file, not :memory:, so worker subprocesses started by tests see the data.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Channels -----------------------------------------------------------------
+# --- Live updates ---------------------------------------------------------------
+# With Redis each commit publishes its job's pk (jobs.events) and every web process's
+# watcher looks at once; without it the watchers poll the database. The WebSocket
+# consumers use no channel layer.
 REDIS_URL = env_str("REDIS_URL")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 drops idle connections after ~5 s unless told not to.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
-        }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Auth ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -188,8 +189,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = DATA_DIR / "static"  # collectstatic's target; whitenoise wants it to exist
-STATIC_ROOT.mkdir(exist_ok=True)
+# collectstatic's target (collectstatic makes it). Until it has run, the finders serve
+# every file (WHITENOISE_USE_FINDERS below, and batchsite.staticfiles).
+STATIC_ROOT = DATA_DIR / "static"
 # plotly.js comes from the plotly wheel itself: no CDN, no second copy in the repository.
 STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(plotly.__file__).parent / "package_data")]
 # Serve straight from the app and project folders: `make run` needs no collectstatic.
@@ -271,8 +273,9 @@ BATCHSITE_DEFAULT_ACCOUNT = env_str("BATCHSITE_DEFAULT_ACCOUNT", "batchsite")
 BATCHSITE_DEFAULT_RETENTION = timedelta(days=env_int("BATCHSITE_DEFAULT_RETENTION_DAYS", 7))
 # The account endpoint tasks are told (AZ_BATCH_ACCOUNT_URL) to call back with their token.
 BATCHSITE_ACCOUNT_URL = env_str("BATCHSITE_ACCOUNT_URL", "http://127.0.0.1:8000/batch")
-# A worker whose heartbeat is older than this is dead; its tasks are requeued.
+# How often (seconds) a worker writes its heartbeat.
 BATCHSITE_HEARTBEAT_SECONDS = env_int("BATCHSITE_HEARTBEAT_SECONDS", 5)
+# A worker whose heartbeat is older than this is dead; its tasks are requeued.
 BATCHSITE_WORKER_TIMEOUT = timedelta(seconds=env_int("BATCHSITE_WORKER_TIMEOUT_SECONDS", 30))
 # --- Task containment (nodes/sandbox.py) ---------------------------------------------
 # Workers run every command in a bubblewrap sandbox, as this unprivileged user when

@@ -7,8 +7,9 @@ speed: without Redis the watcher polls every 100 ms; with Redis each commit
 publishes the job's pk and the watcher of every web process looks at once.
 
 Why plain Redis PUBLISH and not a channel-layer group_send: the worker is
-synchronous, and `async_to_sync(group_send)` costs ~3 ms a call (a new loop and
-connection each time, DESIGN.md); a PUBLISH on a kept connection costs ~0.1 ms.
+synchronous, and `async_to_sync(group_send)` costs ~3 ms a call (each call runs a
+new event loop, which opens a new connection); a PUBLISH on a kept connection
+costs ~0.1 ms.
 """
 
 import logging

@@ -1,7 +1,7 @@
 """One watcher per web process: which of the jobs on screen changed, asked of the database.
 
-The worker is another process, so an in-memory channel layer never hears of its
-changes (DESIGN.md measured 0 of 200 delivered). What every process can see is
+The worker is another process, and an in-memory channel layer lives inside one
+process, so it never hears of the worker's changes. What every process can see is
 the database: each change bumps its job's counts `version` (or the job row's
 `last_modified`) in the same transaction. The watcher reads those for every
 watched job in one grouped query, ten times a second, and wakes the pages whose

@@ -13,6 +13,10 @@ from rest_framework.test import APIClient
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    os.umask(0o077)  # as the entry points (manage.py, asgi.py) set it: the suite's files are private too
+
+
 @pytest.fixture(autouse=True)
 def node_root(tmp_path, settings):
     """Each test gets its own task directories and blob storage."""
