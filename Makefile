@@ -26,6 +26,7 @@ test: install
 	@bash scripts/ensure-debian-package.sh "$${BATCHSITE_CHROMIUM:-/usr/bin/chromium}" chromium "the browser tests skip"
 	@PYTHON=$(PYTHON) bash scripts/ensure-azure-cli.sh
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest
 
 clean:

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 from django.core.files import File
 from django.core.files.storage import storages
 
+from tasks.beneath import open_beneath
 from tasks.file_specs import container_of, relative_path
-from tasks.files import open_beneath
 from tasks.rundirs import WORKER, Owner, open_directory, write_beneath
 
 HTTP_TIMEOUT = 60  # seconds without a byte before a download fails

@@ -21,9 +21,7 @@ is read: a FIFO (opened O_NONBLOCK, so opening it cannot block) or a device is
 refused.
 """
 
-import ctypes
 import errno
-import functools
 import os
 import stat
 from dataclasses import dataclass
@@ -33,6 +31,8 @@ from pathlib import Path
 from django.conf import settings
 
 from batchapi.errors import BatchError
+
+from .beneath import DIRECTORY, FILE, open_beneath
 
 
 def job_dir(job) -> Path:
@@ -80,83 +80,6 @@ def refuse_cleaned_up(task) -> None:
                          "has passed.", 409, {"TaskId": task.batch_id})
 
 
-# --- opening without following symlinks -----------------------------------------------------
-
-_SYS_OPENAT2 = 437  # the same number on every Linux architecture (new syscalls share one table)
-_RESOLVE_NO_SYMLINKS = 0x04
-_RESOLVE_BENEATH = 0x08
-_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-# O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
-_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-@functools.cache
-def _libc():
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc
-
-
-def _openat2(dir_fd: int, path: str, flags: int) -> int:
-    how = _OpenHow(flags, 0, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS)
-    for _ in range(8):
-        fd = _libc().syscall(_SYS_OPENAT2, dir_fd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
-        if fd >= 0:
-            return fd
-        error = ctypes.get_errno()
-        if error not in (errno.EAGAIN, errno.EINTR):  # EAGAIN: a rename raced the lookup; try again
-            break
-    raise OSError(error, os.strerror(error), path)
-
-
-@functools.cache
-def _has_openat2() -> bool:
-    """Whether this kernel (and its seccomp filter, in a container) lets us call openat2."""
-    if not hasattr(os, "O_PATH"):
-        return False
-    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.close(_openat2(root, ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
-    except (OSError, AttributeError):
-        return False  # ENOSYS (older kernel) or EPERM (a seccomp filter that does not know it)
-    finally:
-        os.close(root)
-    return True
-
-
-def open_beneath(dir_fd: int, parts: list[str], flags: int, *, walk: bool = False) -> int:
-    """A descriptor of `parts` below the directory `dir_fd`, never through a symlink.
-
-    A symlink at any component is ELOOP (or EXDEV); `parts` must hold no ".." (see
-    split). `walk` forces the fallback, for the tests of it.
-    """
-    if not parts:
-        return os.dup(dir_fd)
-    if _has_openat2() and not walk:
-        return _openat2(dir_fd, "/".join(parts), flags)
-    current = dir_fd
-    try:
-        for name in parts[:-1]:
-            try:
-                following = os.open(name, _DIRECTORY, dir_fd=current)
-            except NotADirectoryError:
-                # O_DIRECTORY | O_NOFOLLOW on a symlink says ENOTDIR; say ELOOP, as openat2 does.
-                if stat.S_ISLNK(os.stat(name, dir_fd=current, follow_symlinks=False).st_mode):
-                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name) from None
-                raise
-            if current != dir_fd:
-                os.close(current)
-            current = following
-        return os.open(parts[-1], flags | os.O_NOFOLLOW, dir_fd=current)
-    finally:
-        if current != dir_fd:
-            os.close(current)
-
-
 def split(relative: str) -> list[str]:
     """The components of a path the API names, relative to the task directory.
 
@@ -180,7 +103,7 @@ def open_task_dir(task) -> int:
     root = Path(settings.BATCHSITE_NODE_ROOT)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return open_beneath(root_fd, list(task_dir(task).relative_to(root).parts), _DIRECTORY)
+        return open_beneath(root_fd, list(task_dir(task).relative_to(root).parts), DIRECTORY)
     finally:
         os.close(root_fd)
 
@@ -255,7 +178,7 @@ def open_file(task, relative: str) -> TaskFile:
     except OSError:
         raise Unreadable("missing", relative) from None
     try:
-        fd = open_beneath(directory, parts, _FILE)
+        fd = open_beneath(directory, parts, FILE)
     except OSError as error:
         symlink = error.errno in (errno.ELOOP, errno.EXDEV)
         raise Unreadable("symlink" if symlink else "missing", relative) from None
@@ -327,7 +250,7 @@ def list_files(task, *, recursive: bool, limit: int, after: str = "") -> list[Fi
                     return False
             if recursive and described.is_directory and depth < MAX_DEPTH:
                 try:
-                    below = os.open(child.name, _DIRECTORY, dir_fd=directory)
+                    below = os.open(child.name, DIRECTORY, dir_fd=directory)
                 except OSError:
                     continue  # swapped for a symlink or removed since: not followed
                 try:

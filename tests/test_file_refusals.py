@@ -13,7 +13,7 @@ from django.db import connections
 
 from jobs.routing import websocket_urlpatterns
 from jobs.watcher import watcher
-from tasks import files
+from tasks import beneath
 from tasks.files import task_dir
 
 from .helpers import add, make_job
@@ -227,9 +227,9 @@ def test_odd_paths_are_invalid_file_paths_not_errors(api, task, path):
 @pytest.fixture(params=["openat2", "walk"])
 def opener(request, tmp_path):
     walk = request.param == "walk"
-    if not walk and not files._has_openat2():
+    if not walk and not beneath._has_openat2():
         pytest.skip("this kernel has no openat2 (the walk is tested)")
-    return lambda fd, parts, flags: files.open_beneath(fd, parts, flags, walk=walk)
+    return lambda fd, parts, flags: beneath.open_beneath(fd, parts, flags, walk=walk)
 
 
 @pytest.fixture
@@ -246,7 +246,7 @@ def tree(tmp_path, outside):
 
 
 def test_a_regular_file_below_opens(opener, tree):
-    fd = opener(tree, ["a", "b", "file"], files._FILE)
+    fd = opener(tree, ["a", "b", "file"], beneath.FILE)
     try:
         assert os.read(fd, 100) == b"inside"
     finally:
@@ -256,10 +256,10 @@ def test_a_regular_file_below_opens(opener, tree):
 @pytest.mark.parametrize("parts", [["a", "out", "secret.txt"], ["a", "b", "link"], ["a", "out"]])
 def test_a_symlink_at_any_component_is_refused(opener, tree, parts):
     with pytest.raises(OSError) as refused:
-        os.close(opener(tree, parts, files._FILE))
+        os.close(opener(tree, parts, beneath.FILE))
     assert refused.value.errno in (40, 18)  # ELOOP, or EXDEV from openat2's RESOLVE_BENEATH
 
 
 def test_a_fifo_opens_without_waiting_for_a_writer(opener, tree):
-    fd = opener(tree, ["a", "b", "fifo"], files._FILE)  # would block without O_NONBLOCK
+    fd = opener(tree, ["a", "b", "fifo"], beneath.FILE)  # would block without O_NONBLOCK
     os.close(fd)
