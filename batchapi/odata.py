@@ -204,6 +204,15 @@ def parse_expand(text: str | None) -> bool:
     return True
 
 
+def selection(select_text: str | None, expand_text: str | None, properties: dict,
+              nested: dict[str, set[str]]) -> tuple[list[str] | None, bool]:
+    """($select's top-level names, whether $expand asks for stats), both checked against a
+    resource's `properties` and the members of its structured ones (`nested`)."""
+    with_stats = parse_expand(expand_text)
+    known = set(properties) | ({"stats"} if with_stats else set())
+    return parse_select(select_text, known, nested), with_stats
+
+
 def project(item: dict, text: str | None) -> dict:
     """Cut nested properties down to the paths $select named ("executionInfo/exitCode").
 

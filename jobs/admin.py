@@ -5,11 +5,11 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Sum
 
-from batchapi.ids import id_key
 from tasks.serializers import job_manager_fields
 
 from .admin_actions import service_action
-from .models import Job, JobState
+from .models import Job
+from .selectors import find_job
 from .services import lifecycle
 
 EDITABLE = tuple(lifecycle.UPDATABLE)
@@ -19,15 +19,14 @@ LISTED_COUNTS = ("active", "running", "succeeded", "failed")
 class JobForm(forms.ModelForm):
     def clean_state(self):
         data = super().clean()
-        if self.instance.pk and self.instance.state in (JobState.COMPLETED, JobState.TERMINATING, JobState.DELETING):
+        if self.instance.pk and not self.instance.is_open:
             raise forms.ValidationError(f"A job that is {self.instance.state} cannot be changed.")
         return data
 
     def clean(self):
         data = self.clean_state()
         batch_id, account = data.get("batch_id"), data.get("account")
-        if self.instance.pk is None and batch_id and account and \
-                Job.objects.filter(account=account, key=id_key(batch_id)).exists():
+        if self.instance.pk is None and batch_id and account and find_job(account, batch_id, only=("pk",)):
             self.add_error("batch_id", "This account has a job with this id already (ids ignore case).")
         return data
 

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from batchapi.errors import BatchError, invalid_property, missing_property
 from batchapi.fields import validate_body
-from batchapi.odata import Prop, parse_expand, parse_filter, parse_select, project
+from batchapi.odata import Prop, parse_filter, project, selection
 from batchapi.views import BatchView, Page
 from batchapi.wire import drop_none
 from tasks import counts
@@ -38,18 +38,11 @@ class JobView(BatchView):
         return get_job(self.request.batch_account, job_id, only=only)
 
 
-def selection(select_text: str | None, expand_text: str | None) -> tuple[list[str] | None, bool]:
-    """($select's top-level names, whether $expand asks for stats), both checked."""
-    with_stats = parse_expand(expand_text)
-    known = set(PROPERTIES) | ({"stats"} if with_stats else set())
-    return parse_select(select_text, known, NESTED), with_stats
-
-
 @extend_schema_view(get=schema.LIST_JOBS, post=schema.ADD_JOB)
 class JobListView(BatchView):
     def get(self, request):
         page = Page(request, path=request.path)
-        select, with_stats = selection(page.select, page.expand)
+        select, with_stats = selection(page.select, page.expand, PROPERTIES, NESTED)
         jobs = Job.objects.filter(account=request.batch_account).only(*columns(select, with_stats=with_stats))
         if page.filter:
             jobs = jobs.filter(parse_filter(page.filter, FILTERS))
@@ -71,7 +64,7 @@ class JobListView(BatchView):
 class JobDetailView(JobView):
     def get(self, request, job_id):
         select_text = request.query_params.get("$select")
-        select, with_stats = selection(select_text, request.query_params.get("$expand"))
+        select, with_stats = selection(select_text, request.query_params.get("$expand"), PROPERTIES, NESTED)
         job = self.job(job_id, only=columns(select, with_stats=with_stats))
         if self.unchanged(job):
             return self.not_modified(job)

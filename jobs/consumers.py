@@ -3,10 +3,12 @@
 Each open page has one consumer. The watcher flags it when one of its jobs
 changed; the consumer then renders the fragments that differ from what it last
 sent, from the same template partials the page was rendered with, and sends
-them in one message that htmx's ws extension swaps in (`hx-swap-oob`). After
-each message it waits `min_interval`: whatever happens meanwhile is folded
-into the next message, so a page gets at most ten updates a second and the
-last one always shows the state after the last change.
+them in one message. htmx's ws extension swaps each top-level element of a
+message out of band, in place of the element with its id, so the partials
+carry no hx-swap-oob mark (and no flag asking for one). After each message
+it waits `min_interval`: whatever happens meanwhile is folded into the next
+message, so a page gets at most ten updates a second and the last one always
+shows the state after the last change.
 """
 
 import asyncio
@@ -19,13 +21,13 @@ from django.http import QueryDict
 from django.template.loader import render_to_string
 
 from accounts.access import SESSION_KEY, chosen_account
-from batchapi.ids import id_key
 from batchapi.input import INT64_MAX, bad_text, bounded_int, parse_message
 from tasks import counts
 from tasks.models import Task
 
 from . import dashboard
 from .models import Job
+from .selectors import find_job
 from .watcher import watcher
 
 log = logging.getLogger(__name__)
@@ -157,7 +159,6 @@ class JobListConsumer(LivePage):
         html = render_to_string("jobs/job_list.html#job-table", {
             "rows": rows, "next_before": next_before, "filter": self.filter,
             "tabs": dashboard.job_tabs(self.filter.account),
-            "oob": True,
         })
         if html == self.sent:
             return []
@@ -173,7 +174,7 @@ class JobConsumer(LivePage):
     def load(self) -> bool:
         job_id = self.scope["url_route"]["kwargs"]["job_id"]
         account = self.account()
-        self.job = account and Job.objects.filter(account=account, key=id_key(job_id)).first()
+        self.job = account and find_job(account, job_id)
         self.summary_sent = None
         self.rows_seen: dict[int, object] = {}  # pk -> last_modified the page shows
         self.visible: list[int] = []
@@ -196,7 +197,7 @@ class JobConsumer(LivePage):
     def render_update(self) -> list[str]:
         job = Job.objects.filter(pk=self.job.pk).first()
         if job is None:
-            return [render_to_string("jobs/job_detail.html#gone", {"job": self.job, "oob": True})]
+            return [render_to_string("jobs/job_detail.html#gone", {"job": self.job})]
         self.job = job
         current = counts.read(job.pk)
         fragments = []
@@ -204,7 +205,7 @@ class JobConsumer(LivePage):
         if state != self.summary_sent:
             self.summary_sent = state
             fragments.append(render_to_string("jobs/job_detail.html#summary", {
-                "job": job, "counts": current, "progress": dashboard.Progress.of(current), "oob": True,
+                "job": job, "counts": current, "progress": dashboard.Progress.of(current),
                 "sample_at": time.time(),
             }))
         fragments += self.changed_rows(job)
@@ -217,7 +218,7 @@ class JobConsumer(LivePage):
             else:
                 self.durations_at, self.durations_completed = now, current.completed
                 fragments.append(render_to_string("jobs/job_detail.html#durations",
-                                                  dashboard.durations_context(job, current) | {"oob": True}))
+                                                  dashboard.durations_context(job, current)))
         return fragments
 
     def changed_node_tasks(self, job: Job) -> list[str]:
@@ -230,7 +231,7 @@ class JobConsumer(LivePage):
         if seen == self.node_tasks_sent:
             return []
         self.node_tasks_sent = seen
-        return [render_to_string("jobs/job_detail.html#node-tasks", {"job": job, "node_tasks": runs, "oob": True})]
+        return [render_to_string("jobs/job_detail.html#node-tasks", {"job": job, "node_tasks": runs})]
 
     def changed_rows(self, job: Job) -> list[str]:
         if not self.visible:
@@ -243,5 +244,5 @@ class JobConsumer(LivePage):
         rows = dashboard.tasks_by_pk(job, changed)
         for task in rows:
             self.rows_seen[task.pk] = task.last_modified
-        return [render_to_string("jobs/job_detail.html#task-row", {"task": task, "job": job, "oob": True})
+        return [render_to_string("jobs/job_detail.html#task-row", {"task": task, "job": job})
                 for task in rows]

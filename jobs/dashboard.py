@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Count, F, Max, Min, Q
+from django.http import QueryDict
 from django.utils import timezone
 
 from batchapi.ids import id_key, key_prefix
@@ -161,8 +162,6 @@ class TaskFilter:
         return self.query(after=None)
 
     def query(self, **changes) -> str:
-        from django.http import QueryDict
-
         values = {"state": self.state, "result": self.result, "q": self.q, "after": self.after, **changes}
         qd = QueryDict(mutable=True)
         for k, v in values.items():

@@ -16,6 +16,7 @@ from batchapi.fields import (
     validate_body,
 )
 from batchapi.odata import Prop
+from batchapi.resources import render, selected_columns, stats_wanted, tracked_properties
 from batchapi.wire import drop_none, duration, iso
 from tasks import node_tasks
 from tasks.serializers import JobManagerTaskSerializer, JobPreparationTaskSerializer, JobReleaseTaskSerializer
@@ -87,7 +88,6 @@ class JobAddSerializer(JobUpdateSerializer):
         return attrs
 
 
-
 # wire name -> model field, for the properties that map one to one.
 PLAIN = {
     "id": "batch_id",
@@ -126,17 +126,7 @@ def job_fields(data: dict) -> dict:
 
 # The job resource: each wire property, the columns it reads, how it renders.
 PROPERTIES = {
-    "id": (("batch_id",), lambda j, ctx: j.batch_id),
-    "displayName": (("display_name",), lambda j, ctx: j.display_name or None),
-    "url": (("batch_id",), lambda j, ctx: f"{ctx['base']}/jobs/{j.batch_id}"),
-    "eTag": (("last_modified",), lambda j, ctx: j.etag),
-    "lastModified": (("last_modified",), lambda j, ctx: iso(j.last_modified)),
-    "creationTime": (("creation_time",), lambda j, ctx: iso(j.creation_time)),
-    "state": (("state",), lambda j, ctx: j.state),
-    "stateTransitionTime": (("state_transition_time",), lambda j, ctx: iso(j.state_transition_time)),
-    "previousState": (("previous_state",), lambda j, ctx: j.previous_state or None),
-    "previousStateTransitionTime": (("previous_state_transition_time",),
-                                    lambda j, ctx: iso(j.previous_state_transition_time)),
+    **tracked_properties(url=lambda j, ctx: f"{ctx['base']}/jobs/{j.batch_id}"),
     "priority": (("priority",), lambda j, ctx: j.priority),
     "maxParallelTasks": (("max_parallel_tasks",), lambda j, ctx: j.max_parallel_tasks),
     "allowTaskPreemption": (("allow_task_preemption",), lambda j, ctx: j.allow_task_preemption),
@@ -185,17 +175,15 @@ NESTED = {
 
 
 def columns(select: list[str] | None, *, with_stats: bool = False) -> list[str]:
-    names = [n for n in (select or PROPERTIES) if n in PROPERTIES]
-    wanted = {"pk", *(col for name in names for col in PROPERTIES[name][0])}
-    if with_stats and (select is None or "stats" in select):
+    """The columns a response with this $select (and $expand=stats) reads: no more."""
+    wanted = {"pk", *selected_columns(PROPERTIES, select)}
+    if stats_wanted(select, with_stats):
         wanted.update(("batch_id", "creation_time"))
     return sorted(wanted)
 
 
 def job_to_wire(job: Job, *, base: str, select: list[str] | None = None, with_stats: bool = False) -> dict:
-    ctx = {"base": base}
-    names = select or PROPERTIES
-    wire = {name: PROPERTIES[name][1](job, ctx) for name in names if name in PROPERTIES}
-    if with_stats and (select is None or "stats" in select):
+    wire = render(PROPERTIES, job, {"base": base}, select)
+    if stats_wanted(select, with_stats):
         wire["stats"] = job_stats_wire(job, f"{base}/jobs/{job.batch_id}", timezone.now())
     return drop_none(wire)

@@ -7,6 +7,7 @@ just that partial of the same template.
 
 import csv
 import logging
+from contextlib import contextmanager
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages
@@ -55,14 +56,17 @@ def job_list(request):
     return render(request, "jobs/job_list.html", context)
 
 
+def task_table(job: Job, flt: dashboard.TaskFilter) -> dict:
+    """What the task table partial shows: one page of the job's tasks under a filter."""
+    tasks, next_after = dashboard.task_page(job, flt)
+    return {"job": job, "tasks": tasks, "next_after": next_after, "filter": flt, "task_states": TaskState.choices}
+
+
 @require_GET
 @login_required
 def job_detail(request, job_id):
     job = get_job_or_404(request, job_id)
-    flt = dashboard.TaskFilter.from_query(request.GET)
-    tasks, next_after = dashboard.task_page(job, flt)
-    table = {"job": job, "tasks": tasks, "next_after": next_after, "filter": flt,
-             "task_states": TaskState.choices}
+    table = task_table(job, dashboard.TaskFilter.from_query(request.GET))
     if request.htmx and request.htmx.target == "task-table":
         return render(request, "jobs/job_detail.html#task-table", table)
     current = counts.read(job.pk)
@@ -79,82 +83,149 @@ def job_durations(request, job_id):
     return render(request, "jobs/job_detail.html#durations", dashboard.durations_context(job, counts.read(job.pk)))
 
 
-@require_POST
-@login_required
-def job_action(request, job_id, action):
-    job = get_job_or_404(request, job_id, change=True)
+# --- operator actions: one view each, a service call, its refusal shown as a message ------
+
+
+@contextmanager
+def refusal_shown(request):
+    """A service's refusal (BatchError) becomes an error message on the page that follows."""
     try:
-        if action == "terminate":
-            lifecycle.terminate_job(job=job)
-            messages.success(request, f"Job {job.batch_id} terminated.")
-        elif action == "delete":
-            lifecycle.delete_job(job=job)
-            messages.success(request, f"Job {job.batch_id} is being deleted.")
-            return redirect("job-list")
-        elif action == "disable":  # running tasks finish; nothing new starts
-            lifecycle.disable_job(job=job, disable_tasks="wait")
-            messages.success(request, f"Job {job.batch_id} disabled: running tasks finish, no new task starts.")
-        elif action == "enable":
-            lifecycle.enable_job(job=job)
-            messages.success(request, f"Job {job.batch_id} enabled.")
-        elif action == "rerun-failed":
-            n = task_actions.reactivate_failed_tasks(job=job)
-            messages.success(request, f"{n} failed task(s) of {job.batch_id} will run again.")
-        else:
-            raise Http404(action)
+        yield
     except BatchError as error:
         messages.error(request, error.message)
+
+
+@require_POST
+@login_required
+def terminate_job(request, job_id):
+    job = get_job_or_404(request, job_id, change=True)
+    with refusal_shown(request):
+        lifecycle.terminate_job(job=job)
+        messages.success(request, f"Job {job.batch_id} terminated.")
     return redirect("job-detail", job_id=job.batch_id)
 
 
-TASK_ACTIONS = {
-    "terminate": ("terminated", lambda task: task_actions.terminate_task(task=task)),
-    "delete": ("deleted", lambda task: task_actions.delete_task(task=task)),
-}
+@require_POST
+@login_required
+def delete_job(request, job_id):
+    job = get_job_or_404(request, job_id, change=True)
+    with refusal_shown(request):
+        lifecycle.delete_job(job=job)
+        messages.success(request, f"Job {job.batch_id} is being deleted.")
+        return redirect("job-list")
+    return redirect("job-detail", job_id=job.batch_id)
+
+
+@require_POST
+@login_required
+def disable_job(request, job_id):
+    """Running tasks finish; nothing new starts."""
+    job = get_job_or_404(request, job_id, change=True)
+    with refusal_shown(request):
+        lifecycle.disable_job(job=job, disable_tasks="wait")
+        messages.success(request, f"Job {job.batch_id} disabled: running tasks finish, no new task starts.")
+    return redirect("job-detail", job_id=job.batch_id)
+
+
+@require_POST
+@login_required
+def enable_job(request, job_id):
+    job = get_job_or_404(request, job_id, change=True)
+    with refusal_shown(request):
+        lifecycle.enable_job(job=job)
+        messages.success(request, f"Job {job.batch_id} enabled.")
+    return redirect("job-detail", job_id=job.batch_id)
+
+
+@require_POST
+@login_required
+def rerun_failed_tasks(request, job_id):
+    job = get_job_or_404(request, job_id, change=True)
+    with refusal_shown(request):
+        n = task_actions.reactivate_failed_tasks(job=job)
+        messages.success(request, f"{n} failed task(s) of {job.batch_id} will run again.")
+    return redirect("job-detail", job_id=job.batch_id)
+
+
+# The task table's actions act on the tasks ticked in it (the task page sends its one task)
+# and answer with the table again, or go back to the page they came from.
+
+
+def selected_tasks(request) -> list[int]:
+    return [int(pk) for pk in request.POST.getlist("task") if pk.isdigit()][: dashboard.PAGE_SIZE * 4]
+
+
+def after_task_action(request, job: Job, pks: list[int]):
+    if request.POST.get("next") == "task" and len(pks) == 1:
+        task = Task.objects.filter(job=job, pk=pks[0]).only("batch_id").first()
+        if task is not None:
+            return redirect("task-detail", job_id=job.batch_id, task_id=task.batch_id)
+    query = request.POST.get("query", "")
+    if request.htmx:
+        table = task_table(job, dashboard.TaskFilter.from_query(QueryDict(query)))
+        return render(request, "jobs/job_detail.html#task-table", {**table, "show_messages": True})
+    back = reverse("job-detail", args=[job.batch_id])
+    return redirect(f"{back}?{query}" if query else back)
+
+
+def each_task(request, job: Job, pks: list[int], service, verb: str) -> None:
+    """`service(task=...)` for each selected task; each refusal is a warning, the rest go on."""
+    done, refused = 0, []
+    for task in Task.objects.filter(job=job, pk__in=pks).select_related("job"):
+        try:
+            service(task=task)
+            done += 1
+        except BatchError as error:
+            refused.append(f"{task.batch_id}: {error.message}")
+    messages.success(request, f"{done} task(s) {verb}.")
+    for line in refused[:5]:
+        messages.warning(request, line)
+
+
+@require_POST
+@login_required
+def rerun_tasks(request, job_id):
+    job = get_job_or_404(request, job_id, change=True)
+    pks = selected_tasks(request)
+    with refusal_shown(request):
+        n = task_actions.reactivate_failed_tasks(job=job, pks=pks)
+        messages.success(request, f"{n} failed task(s) will run again."
+                         + (f" {len(pks) - n} selected were not failed." if len(pks) > n else ""))
+    return after_task_action(request, job, pks)
+
+
+@require_POST
+@login_required
+def terminate_tasks(request, job_id):
+    job = get_job_or_404(request, job_id, change=True)
+    pks = selected_tasks(request)
+    each_task(request, job, pks, task_actions.terminate_task, "terminated")
+    return after_task_action(request, job, pks)
+
+
+@require_POST
+@login_required
+def delete_tasks(request, job_id):
+    job = get_job_or_404(request, job_id, change=True)
+    pks = selected_tasks(request)
+    each_task(request, job, pks, task_actions.delete_task, "deleted")
+    return after_task_action(request, job, pks)
+
+
+# The table's form posts to each button's own view (formaction); a client that posts the
+# form to its action instead names the button as `action`, and lands in the same view.
+TASK_ACTION_VIEWS = {"rerun": rerun_tasks, "terminate": terminate_tasks, "delete": delete_tasks}
 
 
 @require_POST
 @login_required
 def task_action(request, job_id):
-    """Terminate, rerun or delete the tasks selected in the table; answers with the table."""
+    view = TASK_ACTION_VIEWS.get(request.POST.get("action", ""))
+    if view is not None:
+        return view(request, job_id)
     job = get_job_or_404(request, job_id, change=True)
-    action = request.POST.get("action", "")
-    pks = [int(pk) for pk in request.POST.getlist("task") if pk.isdigit()][: dashboard.PAGE_SIZE * 4]
-    try:
-        if action == "rerun":
-            n = task_actions.reactivate_failed_tasks(job=job, pks=pks)
-            messages.success(request, f"{n} failed task(s) will run again."
-                             + (f" {len(pks) - n} selected were not failed." if len(pks) > n else ""))
-        elif action in TASK_ACTIONS:
-            verb, act = TASK_ACTIONS[action]
-            done, refused = 0, []
-            for task in Task.objects.filter(job=job, pk__in=pks).select_related("job"):
-                try:
-                    act(task)
-                    done += 1
-                except BatchError as error:
-                    refused.append(f"{task.batch_id}: {error.message}")
-            messages.success(request, f"{done} task(s) {verb}.")
-            for line in refused[:5]:
-                messages.warning(request, line)
-        else:
-            messages.error(request, "Choose an action.")
-    except BatchError as error:
-        messages.error(request, error.message)
-    if request.POST.get("next") == "task" and len(pks) == 1:
-        task = Task.objects.filter(job=job, pk=pks[0]).only("batch_id").first()
-        if task is not None:
-            return redirect("task-detail", job_id=job.batch_id, task_id=task.batch_id)
-    back = reverse("job-detail", args=[job.batch_id])
-    query = request.POST.get("query", "")
-    if request.htmx:
-        flt = dashboard.TaskFilter.from_query(QueryDict(query))
-        tasks, next_after = dashboard.task_page(job, flt)
-        return render(request, "jobs/job_detail.html#task-table", {
-            "job": job, "tasks": tasks, "next_after": next_after, "filter": flt,
-            "task_states": TaskState.choices, "show_messages": True,
-        })
-    return redirect(f"{back}?{query}" if query else back)
+    messages.error(request, "Choose an action.")
+    return after_task_action(request, job, selected_tasks(request))
 
 
 CSV_COLUMNS = ("id", "state", "result", "exit_code", "retry_count", "requeue_count", "start_time", "end_time",

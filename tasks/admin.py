@@ -5,11 +5,8 @@ from django import forms
 from django.contrib import admin
 
 from batchapi.errors import BatchError
-from batchapi.ids import id_key
 from jobs.admin_actions import service_action
-from jobs.selectors import check_job_open
 
-from . import dependencies, exits
 from .models import NodeTask, Task, Worker
 from .services import actions, adding
 
@@ -32,23 +29,31 @@ delete = service_action(actions.delete_task, name="delete", description="Delete 
 
 
 class TaskForm(forms.ModelForm):
-    def clean(self):
-        data = super().clean()
-        job, batch_id = data.get("job"), data.get("batch_id")
-        if self.instance.pk is None and job and batch_id:
-            if Task.objects.filter(job=job, key=id_key(batch_id)).exists():
-                self.add_error("batch_id", "The job already has a task with this id (ids ignore case).")
+    """A new task is added while the form is validated, through the service Add Task uses.
+
+    The service makes Add Task's checks (id taken, job open, dependencies, exit
+    conditions) and refuses with a BatchError: adding here, not in save_model,
+    shows that refusal on the form rather than as a server error. The form is
+    valid only once the task is added, and then the admin saves (this admin has
+    no inlines that could still refuse); its view runs in one transaction.
+    """
+
+    # Where on the form a refusal is shown (elsewhere: above the fields), and in the
+    # admin's words where they say more than the API's.
+    FIELD_OF = {"TaskExists": "batch_id", "TaskIdSameAsJobPreparationTask": "batch_id",
+                "TaskIdSameAsJobReleaseTask": "batch_id", "JobCompleted": "job", "JobBeingDeleted": "job"}
+    WORDING = {"TaskExists": "The job already has a task with this id (ids ignore case)."}
+
+    added: Task | None = None
+
+    def full_clean(self):
+        super().full_clean()
+        if self.is_bound and not self._errors and self.instance.pk is None:
+            spec = {name: value for name, value in self.cleaned_data.items() if name != "job"}
             try:
-                check_job_open(job.state)
+                self.added = adding.add_task(job=self.cleaned_data["job"], spec=spec)
             except BatchError as error:
-                self.add_error("job", error.message)
-            try:  # what Add Task would refuse, shown on the form rather than as a server error
-                dependencies.refuse_without_flag(job, data.get("depends_on"))
-                dependencies.normalise(data.get("depends_on"))
-                exits.validate(data.get("exit_conditions"), on_task_failure=job.on_task_failure)
-            except BatchError as error:
-                self.add_error(None, error.message)
-        return data
+                self.add_error(self.FIELD_OF.get(error.code), self.WORDING.get(error.code, error.message))
 
 
 @admin.register(Task)
@@ -86,8 +91,7 @@ class TaskAdmin(admin.ModelAdmin):
             actions.update_task_constraints(
                 task=obj, **{name: form.cleaned_data.get(name) for name in CONSTRAINT_FIELDS})
             return
-        spec = {name: value for name, value in form.cleaned_data.items() if name != "job"}
-        obj.pk = adding.add_task(job=form.cleaned_data["job"], spec=spec).pk
+        obj.pk = form.added.pk  # added by the form, once valid
 
     def delete_model(self, request, obj):
         actions.delete_task(task=obj)

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from batchapi.errors import BatchError, body_too_large
 from batchapi.fields import validate_body
-from batchapi.odata import parse_expand, parse_filter, parse_select, project
+from batchapi.odata import parse_filter, project, selection
 from batchapi.views import Page, max_results
 from batchapi.wire import iso, rfc1123
 from jobs.api import JobView
@@ -35,19 +35,12 @@ from .services import actions, adding
 JOB_COLUMNS = ("pk", "batch_id", "state", "max_task_retry_count", "pool_info")
 
 
-def selection(select_text: str | None, expand_text: str | None) -> tuple[list[str] | None, bool]:
-    """($select's top-level names, whether $expand asks for stats), both checked."""
-    with_stats = parse_expand(expand_text)
-    known = set(PROPERTIES) | ({"stats"} if with_stats else set())
-    return parse_select(select_text, known, NESTED), with_stats
-
-
 @extend_schema_view(get=schema.LIST_TASKS, post=schema.ADD_TASK)
 class TaskListView(JobView):
     def get(self, request, job_id):
         job = self.job(job_id, only=JOB_COLUMNS)
         page = Page(request, path=request.path)
-        select, with_stats = selection(page.select, page.expand)
+        select, with_stats = selection(page.select, page.expand, PROPERTIES, NESTED)
         tasks = Task.objects.filter(job=job).only(*columns(select, with_stats=with_stats))
         if page.filter:
             tasks = tasks.filter(parse_filter(page.filter, FILTERS))
@@ -121,7 +114,7 @@ class TaskDetailView(JobView):
     def get(self, request, job_id, task_id):
         job = self.job(job_id, only=JOB_COLUMNS)
         select_text = request.query_params.get("$select")
-        select, with_stats = selection(select_text, request.query_params.get("$expand"))
+        select, with_stats = selection(select_text, request.query_params.get("$expand"), PROPERTIES, NESTED)
         task = get_task(job, task_id, only=columns(select, with_stats=with_stats))
         if self.unchanged(task):
             return self.not_modified(task)

@@ -10,13 +10,13 @@ import asyncio
 
 from django.template.loader import render_to_string
 
-from batchapi.ids import id_key
 from batchapi.input import INT64_MAX, bounded_int
 from jobs.consumers import LivePage
-from jobs.models import Job
+from jobs.selectors import find_job
 
 from . import logs
 from .models import Task, TaskState
+from .selectors import find_task
 
 FOLLOW_SECONDS = 0.25
 
@@ -27,11 +27,10 @@ class TaskConsumer(LivePage):
     def load(self) -> bool:
         kwargs = self.scope["url_route"]["kwargs"]
         account = self.account()
-        job = account and Job.objects.filter(account=account, key=id_key(kwargs["job_id"])).first()
-        self.task = job and Task.objects.filter(job=job, key=id_key(kwargs["task_id"])).first()
+        job = account and find_job(account, kwargs["job_id"])
+        self.task = job and find_task(job, kwargs["task_id"])
         if self.task is None:
             return False
-        self.task.job = job
         self.summary_sent = None
         self.offsets: dict[str, int] | None = None  # set by the page: where its viewers end
         self.follow = True
@@ -65,14 +64,14 @@ class TaskConsumer(LivePage):
     def render_update(self) -> list[str]:
         task = Task.objects.filter(pk=self.task.pk).first()
         if task is None:
-            return [render_to_string("tasks/task_detail.html#gone", {"task": self.task, "oob": True})]
+            return [render_to_string("tasks/task_detail.html#gone", {"task": self.task})]
         task.job = self.task.job
         self.task = task
         fragments = []
         if task.last_modified != self.summary_sent:
             self.summary_sent = task.last_modified
             fragments.append(render_to_string("tasks/task_detail.html#task-summary",
-                                              {"task": task, "job": task.job, "oob": True}))
+                                              {"task": task, "job": task.job}))
         if self.follow and self.offsets is not None:
             fragments += self.new_output(task)
         return fragments

@@ -14,6 +14,7 @@ from batchapi.fields import (
     validate_body,
 )
 from batchapi.odata import Prop
+from batchapi.resources import render, selected_columns, stats_wanted, tracked_properties
 from batchapi.wire import drop_none, duration, iso
 
 from . import file_specs
@@ -77,31 +78,30 @@ class JobManagerTaskSerializer(TaskAddSerializer):
     allowLowPriorityNode = StrictBooleanField(required=False)
 
 
-class JobPreparationTaskSerializer(serializers.Serializer):
-    """jobPreparationTask: run on each worker before the first task of the job there."""
+class NodeTaskSerializer(serializers.Serializer):
+    """What a job's preparation and release task bodies share: each runs once on a worker."""
 
     id = BatchIdField(required=False)
     commandLine = serializers.CharField(max_length=8192, trim_whitespace=False)
     containerSettings = JSONObjectField(required=False)
     resourceFiles = ResourceFilesField(required=False)
     environmentSettings = EnvironmentSettingSerializer(many=True, required=False)
+    userIdentity = UserIdentitySerializer(required=False)
+
+
+class JobPreparationTaskSerializer(NodeTaskSerializer):
+    """jobPreparationTask: run on each worker before the first task of the job there."""
+
     constraints = TaskConstraintsSerializer(required=False)
     waitForSuccess = StrictBooleanField(required=False)
-    userIdentity = UserIdentitySerializer(required=False)
     rerunOnNodeRebootAfterSuccess = StrictBooleanField(required=False)
 
 
-class JobReleaseTaskSerializer(serializers.Serializer):
+class JobReleaseTaskSerializer(NodeTaskSerializer):
     """jobReleaseTask: run, when the job ends, on each worker that ran its preparation."""
 
-    id = BatchIdField(required=False)
-    commandLine = serializers.CharField(max_length=8192, trim_whitespace=False)
-    containerSettings = JSONObjectField(required=False)
-    resourceFiles = ResourceFilesField(required=False)
-    environmentSettings = EnvironmentSettingSerializer(many=True, required=False)
     maxWallClockTime = WireDurationField(required=False, allow_null=True)
     retentionTime = WireDurationField(required=False, allow_null=True)
-    userIdentity = UserIdentitySerializer(required=False)
 
 
 class TaskUpdateSerializer(serializers.Serializer):
@@ -180,17 +180,7 @@ def constraints(t: Task, ctx: dict) -> dict:
 
 # The task resource: each wire property, the columns it reads, how it renders.
 PROPERTIES = {
-    "id": (("batch_id",), lambda t, ctx: t.batch_id),
-    "displayName": (("display_name",), lambda t, ctx: t.display_name or None),
-    "url": (("batch_id",), lambda t, ctx: f"{ctx['base']}/jobs/{ctx['job_id']}/tasks/{t.batch_id}"),
-    "eTag": (("last_modified",), lambda t, ctx: t.etag),
-    "lastModified": (("last_modified",), lambda t, ctx: iso(t.last_modified)),
-    "creationTime": (("creation_time",), lambda t, ctx: iso(t.creation_time)),
-    "state": (("state",), lambda t, ctx: t.state),
-    "stateTransitionTime": (("state_transition_time",), lambda t, ctx: iso(t.state_transition_time)),
-    "previousState": (("previous_state",), lambda t, ctx: t.previous_state or None),
-    "previousStateTransitionTime": (("previous_state_transition_time",),
-                                    lambda t, ctx: iso(t.previous_state_transition_time)),
+    **tracked_properties(url=lambda t, ctx: f"{ctx['base']}/jobs/{ctx['job_id']}/tasks/{t.batch_id}"),
     "commandLine": (("command_line",), lambda t, ctx: t.command_line),
     "environmentSettings": (("environment_settings",), lambda t, ctx: t.environment_settings or None),
     "constraints": (("max_wall_clock_time", "max_task_retry_count", "retention_time"), constraints),
@@ -242,9 +232,8 @@ STATS_COLUMNS = ("stats", "creation_time", "batch_id")
 
 def columns(select: list[str] | None, *, with_stats: bool = False) -> list[str]:
     """The columns a response with this $select (and $expand=stats) reads: no more."""
-    names = [n for n in (select or PROPERTIES) if n in PROPERTIES]
-    wanted = {"pk", "job", *(col for name in names for col in PROPERTIES[name][0])}
-    if with_stats and (select is None or "stats" in select):
+    wanted = {"pk", "job", *selected_columns(PROPERTIES, select)}
+    if stats_wanted(select, with_stats):
         wanted.update(STATS_COLUMNS)
     return sorted(wanted)
 
@@ -255,12 +244,10 @@ def context(job, base: str) -> dict:
 
 
 def task_to_wire(task: Task, *, ctx: dict, select: list[str] | None = None, with_stats: bool = False) -> dict:
-    names = select or PROPERTIES
-    wire = {name: PROPERTIES[name][1](task, ctx) for name in names if name in PROPERTIES}
-    if with_stats and (select is None or "stats" in select):
+    wire = render(PROPERTIES, task, ctx, select)
+    if stats_wanted(select, with_stats):
         wire["stats"] = task_stats_wire(task, f"{ctx['base']}/jobs/{ctx['job_id']}/tasks/{task.batch_id}")
     return drop_none(wire)
-
 
 
 def node_task_info(row, *, with_retries: bool) -> dict:

@@ -7,18 +7,18 @@ from django.utils.http import content_disposition_header, http_date
 from django.views.decorators.http import require_GET
 
 from batchapi.errors import BatchError
-from batchapi.ids import id_key
 from jobs.views import get_job_or_404
 
 from . import downloads, files, logs
 from .models import Task
+from .selectors import find_task
 
 
 def get_task_or_404(job, task_id: str) -> Task:
-    task = Task.objects.filter(job=job, key=id_key(task_id)).first()
+    """Task `task_id` of the job the page shows, or 404."""
+    task = find_task(job, task_id)
     if task is None:
         raise Http404(f"No task {task_id!r} in job {job.batch_id!r}")
-    task.job = job
     return task
 
 
