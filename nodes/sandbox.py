@@ -43,28 +43,25 @@ refuses to start unless told that tasks may run unconfined; then they run as the
 worker itself, as before, and the worker says so loudly.
 """
 
-import ctypes
-import json
 import logging
 import os
 import pwd
-import re
-import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from django.conf import settings
 
-from tasks.rundirs import Owner, prepare_run_directory
+from tasks.rundirs import prepare_run_directory
+
+from .identities import ADMIN, NONADMIN, IdentityRefused, RunAs
+from .memfiles import CLEAN_ENVIRONMENT, TaskEnvironment
 
 log = logging.getLogger("batchsite.worker")
 
-ADMIN, NONADMIN = "admin", "nonadmin"
 # The worker's umask is 077 (its data is private); a task's, and the folders bubblewrap
 # makes for it on the way to its directory, are the usual 022.
 TASK_UMASK = 0o022
@@ -72,42 +69,6 @@ TASK_UMASK = 0o022
 
 class ContainmentUnavailable(Exception):
     """This machine cannot sandbox tasks: why, in words an operator can act on."""
-
-
-class IdentityRefused(Exception):
-    """A task asked to run as a user this node does not offer; becomes its failureInfo."""
-
-    def __init__(self, user: str, reason: str):
-        super().__init__(reason)
-        self.failure = {"category": "usererror", "code": "NodeUserNotFound",
-                        "message": f"The task cannot run as user {user!r}: {reason}",
-                        "details": [{"name": "UserName", "value": user}]}
-
-
-@dataclass(frozen=True)
-class RunAs:
-    """A Unix user a command runs as; `root_inside`: as root of a user namespace of its own."""
-
-    name: str
-    uid: int
-    gid: int
-    root_inside: bool = False
-
-    @property
-    def owner(self) -> Owner:
-        """Who the files the worker makes for the run belong to."""
-        return Owner(self.uid, self.gid)
-
-    @classmethod
-    def of(cls, entry: pwd.struct_passwd) -> "RunAs":
-        return cls(entry.pw_name, entry.pw_uid, entry.pw_gid)
-
-    @classmethod
-    def current(cls) -> "RunAs":
-        try:
-            return cls.of(pwd.getpwuid(os.getuid()))
-        except KeyError:  # a uid with no name (in some containers)
-            return cls(str(os.getuid()), os.getuid(), os.getgid())
 
 
 # --- what the sandbox hides ------------------------------------------------------------
@@ -387,140 +348,3 @@ def resolver_binds() -> list[str]:
     return []
 
 
-# --- the environment ------------------------------------------------------------------------------
-
-# All that bubblewrap and setpriv (root, before the drop) see of an environment.
-CLEAN_ENVIRONMENT = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
-SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class TaskEnvironment:
-    """A task's environment, set only once every privilege is gone.
-
-    bubblewrap and setpriv run as root before the drop and would obey the loader's
-    and the C library's variables (LD_PRELOAD; LANGUAGE, for the catalogues of their
-    messages...), so they get CLEAN_ENVIRONMENT. The task's variables go in a memory
-    file, not on a command line (which every user of the host can read, and which
-    would show the task's token); after the drop `/bin/sh` reads them from it and
-    runs the program. A name no shell can set (rare: `MY-VAR`) is set
-    by `env` on the command line instead.
-    """
-
-    def __init__(self, env: dict[str, str]):
-        self.fd = os.memfd_create("task-environment", os.MFD_CLOEXEC)
-        lines = [f"export {name}={shlex.quote(value)}\n" for name, value in env.items() if SHELL_NAME.fullmatch(name)]
-        os.write(self.fd, "".join(lines).encode("utf-8", "surrogateescape"))
-        os.lseek(self.fd, 0, os.SEEK_SET)
-        self.odd = [f"{name}={value}" for name, value in env.items() if not SHELL_NAME.fullmatch(name)]
-
-    def setter(self, env_program: str = "/usr/bin/env") -> list[str]:
-        """What goes before the task's argv: a shell that takes on the environment, then runs it."""
-        # (The program inherits the descriptor, of its own environment: dash closes none above 9.)
-        script = f'unset PATH LC_ALL; . /dev/fd/{self.fd}; exec "$@"'
-        return ["/bin/sh", "-c", script, "sh", *([env_program, "--", *self.odd] if self.odd else [])]
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-def args_fd(argv: list[str]) -> tuple[list[str], int]:
-    """bubblewrap's arguments through a memory file (`--args FD`), not its command line.
-
-    The command line of a process is there for every user of the host to read, for
-    as long as it runs, and bubblewrap's (its sandbox's first process shares it)
-    would show what the sandbox hides and where; the task's environment is never
-    on it (TaskEnvironment).
-    """
-    end = argv.index("--")  # the options go in the file; the command stays (bubblewrap wants it so)
-    fd = os.memfd_create("bwrap-args", os.MFD_CLOEXEC)
-    os.write(fd, b"".join(os.fsencode(arg) + b"\0" for arg in argv[1:end]))
-    os.lseek(fd, 0, os.SEEK_SET)
-    return [argv[0], "--args", str(fd), *argv[end:]], fd
-
-
-# --- what a sandboxed run used -------------------------------------------------------------
-#
-# bubblewrap reports its command's exit status as soon as the sandbox's first
-# process (its init, the one that waits for the command) has it, and exits without
-# reaping that init; the CPU and I/O the command used are in the init's resource
-# usage, which would be lost. So the worker is a child subreaper: the init, orphaned,
-# becomes its child, and the worker reaps it for its usage.
-
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def become_subreaper() -> bool:
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):  # not Linux
-        return False
-
-
-_unreaped: set[int] = set()  # sandbox inits not yet ended when their bubblewrap had
-
-
-def sandbox_usage(info_fd: int):
-    """The resource usage of the sandbox whose bubblewrap wrote `info_fd` and has ended; None if unknown.
-
-    Hardly waits (15 ms at most): the sandbox's init ends as its bubblewrap does, and
-    one that has not yet is reaped on a later call (its usage lost).
-    """
-    for pid in list(_unreaped):
-        if _reap(pid, wait=False) is not False:
-            _unreaped.discard(pid)
-    try:
-        os.set_blocking(info_fd, False)
-        pid = int(json.loads(os.read(info_fd, 65536))["child-pid"])
-    except (OSError, ValueError, KeyError, TypeError):  # nothing written: the sandbox never started
-        return None
-    usage = _reap(pid, wait=True)
-    if usage is False:
-        _unreaped.add(pid)
-        return None
-    return usage
-
-
-def _reap(pid: int, *, wait: bool):
-    """The rusage of our child `pid` once it has ended; False if it has not yet; None if it is not ours."""
-    for _ in range(4 if wait else 1):  # at most 15 ms: the init ends as its bubblewrap does
-        try:
-            reaped, _, usage = os.wait4(pid, os.WNOHANG)
-        except ChildProcessError:
-            return None
-        if reaped:
-            return usage
-        if wait:
-            time.sleep(0.005)
-    return False
-
-
-# --- what the network leaves open ---------------------------------------------------------------
-
-
-def database_open_to_tasks() -> str | None:
-    """Why tasks on this worker could reach the database without its password, or None.
-
-    Tasks have the network (as on Batch, to call the API back and fetch data), so a
-    PostgreSQL server that lets this host in without a password (`trust`) lets them
-    in too: the sandbox hides the credentials, not the port.
-    """
-    database = settings.DATABASES["default"]
-    if database["ENGINE"] != "django.db.backends.postgresql":
-        return None
-    # Imported here: psycopg is there only where the database is PostgreSQL.
-    import psycopg
-
-    saved = os.environ.pop("PGPASSWORD", None)
-    try:
-        with psycopg.connect(host=database.get("HOST") or "localhost", port=database.get("PORT") or 5432,
-                             dbname=database["NAME"], user=database.get("USER") or None,
-                             passfile="/dev/null", connect_timeout=3):
-            pass
-    except psycopg.Error:
-        return None
-    finally:
-        if saved is not None:
-            os.environ["PGPASSWORD"] = saved
-    return (f"PostgreSQL at {database.get('HOST') or 'localhost'}:{database.get('PORT') or 5432} lets this host "
-            f"in as {database.get('USER')!r} without a password, so every task on this worker can connect to it: "
-            "require a password (scram-sha-256 in pg_hba.conf) for the worker machines")

@@ -269,7 +269,7 @@ class Worker(models.Model):
     # shown as such wherever workers are.
     confined = models.BooleanField(default=True)
     containment = models.CharField(max_length=200, blank=True, default="")
-    # Which process it is: boot, PID namespace, pid and start time (nodes.agent.process_key).
+    # Which process it is: boot, PID namespace, pid and start time (nodes.host.process_key).
     # A pid alone does not say: two containers may share a host name, and pids are reused.
     process_key = models.CharField(max_length=120, blank=True, default="")
 

@@ -25,7 +25,10 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import BatchAccount, Membership, Role
-from nodes.sandbox import Containment, RunAs, TaskEnvironment, args_fd, database_open_to_tasks
+from nodes.host import database_open_to_tasks
+from nodes.identities import RunAs
+from nodes.memfiles import TaskEnvironment, args_fd
+from nodes.sandbox import Containment
 from tasks import counts
 from tasks.files import task_dir
 from tasks.models import Task, TaskState, Worker, WorkerState

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from nodes.agent import requeue_dead_workers
 from tasks import counts
 from tasks.models import Task, TaskState, Worker, WorkerState
 from tasks.services import runs as task_runs
+from tasks.services.sweeps import requeue_dead_workers
 
 from .helpers import add, assert_counts_exact, make_job, shared_file, wait_for
 

@@ -1,7 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from nodes.agent import WorkerLoop, default_name
-from nodes.sandbox import Containment, ContainmentUnavailable, database_open_to_tasks
+from nodes.host import database_open_to_tasks
+from nodes.sandbox import Containment, ContainmentUnavailable
+from tasks.services.workers import WorkerNameTaken
 
 UNCONFINED_WARNING = """
   ***************************************************************************
@@ -40,5 +42,9 @@ class Command(BaseCommand):
             self.stderr.write(UNCONFINED_WARNING.format(why=containment.why_unconfined))
         elif open_database := database_open_to_tasks():
             self.stderr.write(f"\n  WARNING: {open_database}.\n\n")
-        WorkerLoop(name=name or default_name(), slots=slots, grace=grace, poll_interval=poll,
-                   exit_when_idle=exit_when_idle, containment=containment).run()
+        loop = WorkerLoop(name=name or default_name(), slots=slots, grace=grace, poll_interval=poll,
+                          exit_when_idle=exit_when_idle, containment=containment)
+        try:
+            loop.run()
+        except WorkerNameTaken as taken:
+            raise CommandError(str(taken)) from None

@@ -1,0 +1,86 @@
+"""What the node knows of its host: which process is which (/proc), its name, its node root."""
+
+import logging
+import os
+import socket
+from pathlib import Path
+
+from django.conf import settings
+
+from tasks.models import Worker
+
+log = logging.getLogger("batchsite.worker")
+
+
+def process_key(pid: int) -> str:
+    """Which process `pid` is, in words no other process shares: this boot, this PID
+    namespace, the pid and the moment it started (in clock ticks since boot, which no
+    change of the wall clock moves); "" where /proc cannot tell."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+        # The command name may hold spaces and parentheses: the fields follow the last ')'.
+        started = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+    return f"{boot}/{namespace}/{pid}/{started}"
+
+
+def predecessor_is_dead(worker: Worker, hostname: str) -> bool:
+    """Whether the process a Worker row names has provably ended: it ran on this host, in
+    this boot and PID namespace, and no process of its pid and start time lives.
+
+    A worker restarted by a supervisor right after a crash may then take its name at
+    once, instead of waiting for the heartbeat to expire.
+    """
+    here = process_key(os.getpid()).rsplit("/", 2)[0]
+    if worker.hostname != hostname or not here or worker.process_key.rsplit("/", 2)[0] != here:
+        return False  # another machine's (or container's) process: only its heartbeat can tell
+    return process_key(worker.pid) != worker.process_key  # gone, or its pid is another's now
+
+
+def make_node_root_private() -> None:
+    """The node root holds every account's task directories (open to all inside, for the
+    sandbox): it is the worker's alone, wherever it is (an NFS mount outside the data
+    directory, say)."""
+    root = Path(settings.BATCHSITE_NODE_ROOT)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if root.stat().st_mode & 0o077:
+        if root.stat().st_uid == os.geteuid():
+            root.chmod(0o700)
+        else:
+            log.warning("the node root %s is open to others and not ours to close: every account's task "
+                        "directories can be read there", root)
+
+
+def default_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def database_open_to_tasks() -> str | None:
+    """Why tasks on this worker could reach the database without its password, or None.
+
+    Tasks have the network (as on Batch, to call the API back and fetch data), so a
+    PostgreSQL server that lets this host in without a password (`trust`) lets them
+    in too: the sandbox hides the credentials, not the port.
+    """
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        return None
+    # Imported here: psycopg is there only where the database is PostgreSQL.
+    import psycopg
+
+    saved = os.environ.pop("PGPASSWORD", None)
+    try:
+        with psycopg.connect(host=database.get("HOST") or "localhost", port=database.get("PORT") or 5432,
+                             dbname=database["NAME"], user=database.get("USER") or None,
+                             passfile="/dev/null", connect_timeout=3):
+            pass
+    except psycopg.Error:
+        return None
+    finally:
+        if saved is not None:
+            os.environ["PGPASSWORD"] = saved
+    return (f"PostgreSQL at {database.get('HOST') or 'localhost'}:{database.get('PORT') or 5432} lets this host "
+            f"in as {database.get('USER')!r} without a password, so every task on this worker can connect to it: "
+            "require a password (scram-sha-256 in pg_hba.conf) for the worker machines")
