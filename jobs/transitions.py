@@ -4,8 +4,11 @@ Every service moves rows through `move`: it updates only rows still in one of
 the expected states (and so acts on the row count, correct on SQLite and
 PostgreSQL alike), records the previous state and when it began, stamps
 `last_modified`, and, for tasks, changes the job's count rows by exactly the
-rows that moved, in the caller's transaction. A test keeps state updates out of
-every other module (tests/test_layout.py).
+rows that moved, in the caller's transaction. Every change of the counts goes
+through `count`, which also nudges the job's live pages after commit. A test keeps
+job and task state updates out of every other module (tests/test_layout.py); the
+rows of workers and of preparation and release runs have states of their own,
+written by their services.
 """
 
 from collections.abc import Iterable
@@ -26,10 +29,11 @@ def move(rows: QuerySet, to: str, *, from_states: Iterable[str], job_pk: int, no
     """Move the rows of `rows` (job `job_pk`, or tasks of it) that are in one of `from_states`
     to state `to`; how many moved.
 
-    Jobs: the job's watchers are nudged after commit. Tasks:
-    their counts move from (state, `from_result`) to (`to`, `result`) (which the
-    rows take too, if given), state by state, added to `pending` when given (written once at the end of the
-    transaction) or applied at once. `values` are the other columns the move writes.
+    Jobs: the job's watchers are nudged after commit. Tasks: their counts move from
+    (state, `from_result`) to (`to`, `result`), state by state; the rows take `result`
+    too, if given. The change is added to `pending` when given (the caller counts it
+    once, at the end of its transaction) or counted at once. `values` are the other
+    columns the move writes.
     """
     now = now or timezone.now()
     if result is not None:
@@ -46,14 +50,21 @@ def move(rows: QuerySet, to: str, *, from_states: Iterable[str], job_pk: int, no
     total = 0
     for group in _same_counts(from_states):
         moved = rows.filter(state__in=group).update(state=to, **stamp, **values)
-        if moved:
-            delta = counts.transition((group[0], from_result), (to, result), moved)
+        delta = counts.transition((group[0], from_result), (to, result), moved)
+        if any(delta.values()):  # preparing to running counts alike: no count row is touched
             if pending is not None:
                 pending.add(job_pk, delta)
             else:
-                counts.apply(job_pk, delta)
+                count(job_pk, delta)
         total += moved
     return total
+
+
+def count(job_pk: int, delta: dict[str, float]) -> None:
+    """Change job `job_pk`'s task counts (and statistics) by `delta`, in the caller's transaction,
+    and nudge its watchers after commit. Adding and deleting tasks count through here too."""
+    counts.apply(job_pk, delta)
+    events.job_changed(job_pk)
 
 
 def _same_counts(states: Iterable[str]) -> list[list[str]]:

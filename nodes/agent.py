@@ -10,12 +10,9 @@ changes through the services (`tasks.services`): the loop never writes one itsel
 import logging
 import os
 import select
-import signal
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -28,20 +25,17 @@ from tasks.models import NodeTask, Task, TaskState
 from tasks.outcomes import wall_clock_expired
 from tasks.rundirs import prepare_run_directory
 from tasks.selectors import current_runs
-from tasks.services import node_tasks as node_task_runs
+from tasks.services import node_task_runs, sweeps, workers
 from tasks.services import runs as task_runs
-from tasks.services import sweeps, workers
 
-from .host import default_name, make_node_root_private, predecessor_is_dead, process_key
+from .host import make_node_root_private, worker_start
 from .identities import IdentityRefused
 from .processes import Command, spawn, write_refusal
 from .reaping import become_subreaper
 from .sandbox import Containment
+from .signals import StopSignals
 from .slots import STAGING, Phase, Slots, Work, node_task_key
 from .transfers import download_resource_files, upload_output_files
-
-# The host's knowledge the worker's callers (the command, the containment tests) reach through here.
-__all__ = ["WorkerLoop", "default_name", "predecessor_is_dead", "process_key"]
 
 log = logging.getLogger("batchsite.worker")
 
@@ -63,10 +57,7 @@ class WorkerLoop:
         self.stager = ThreadPoolExecutor(max_workers=max(2, self.slots), thread_name_prefix="staging")
         self.stopping = False
         self.stop_deadline = None
-        # The signal handler's only write. A count, not a bool: a second signal means "requeue
-        # now", even when both arrive before the loop looks.
-        self.signals = 0
-        self.signals_seen = 0
+        self.signals = StopSignals()
         self.next_claim = self.next_check = self.next_heartbeat = 0.0
         self.claimed_total = 0
 
@@ -77,7 +68,7 @@ class WorkerLoop:
             become_subreaper()  # to reap each sandbox's init for its usage (nodes.sandbox)
         make_node_root_private()
         self.register()
-        self.install_signal_handlers()
+        self.signals.install()
         log.info("worker %s started with %d slot(s); tasks %s", self.name, self.slots, self.containment.describe())
         try:
             while not self.finished():
@@ -87,26 +78,13 @@ class WorkerLoop:
             log.info("worker %s stopped (%d task runs)", self.name, self.claimed_total)
 
     def register(self) -> None:  # raises workers.WorkerNameTaken while a live process has the name
-        hostname = socket.gethostname()
-        start = workers.WorkerStart(name=self.name, hostname=hostname, pid=os.getpid(), slots=self.slots,
-                                    confined=self.containment.confined, containment=self.containment.describe(),
-                                    process_key=process_key(os.getpid()))
-        if requeued := workers.register_worker(start, predecessor_is_dead=partial(predecessor_is_dead,
-                                                                                  hostname=hostname)):
+        start, is_dead = worker_start(self.name, self.slots, self.containment)
+        if requeued := workers.register_worker(start, predecessor_is_dead=is_dead):
             log.warning("requeued %d task(s) left running by an earlier worker %s", requeued, self.name)
-
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.on_signal)
-        signal.signal(signal.SIGINT, self.on_signal)
-
-    def on_signal(self, signum, frame) -> None:
-        # Nothing more: it runs between any two bytecodes of the loop, in the middle of a
-        # transaction or with the logging lock held. `step` acts on it.
-        self.signals += 1
 
     def notice_signals(self, now: float) -> None:
         """The first signal stops claiming and gives the runs their grace; another ends the grace."""
-        new, self.signals_seen = self.signals - self.signals_seen, self.signals
+        new = self.signals.take()
         if new and not self.stopping:
             log.info("stopping: no new tasks; %d running get %.0fs to finish", self.busy(), self.grace)
             self.stopping, self.stop_deadline = True, now + self.grace
@@ -208,14 +186,15 @@ class WorkerLoop:
 
     def claim_and_launch(self) -> int:
         claim = task_runs.claim_tasks(node_id=self.name, limit=self.slots - self.busy())
+        waiting = [task for task in claim if task.state == TaskState.PREPARING]
+        for task in waiting:  # before the preparation starts: one that ends at once finds them
+            self.work.add(Work(task, Phase.WAITING))
         # The claim decided that the job must be prepared here; this node only knows
         # whether it is preparing it already.
         if claim.prepare and not self.work.holds(node_task_key(claim.job.pk, node_tasks.PREPARATION)):
             self.launch_node_task(claim.job, node_tasks.PREPARATION)
         for task in claim:
-            if task.state == TaskState.PREPARING:
-                self.work.add(Work(task, Phase.WAITING))
-            else:
+            if task.state != TaskState.PREPARING:
                 self.launch(task, Command.of_task(task))
         self.claimed_total += len(claim)
         return len(claim)
@@ -319,13 +298,19 @@ class WorkerLoop:
                 run.kill()
 
     def cancel_ended_runs(self) -> None:
-        """Kill runs that were terminated, deleted or requeued by someone else."""
-        running = [work for work in self.work.in_phase(Phase.RUNNING) if work.takes_slot and not work.cancelled]
-        if not running:
+        """Kill runs that were terminated, deleted or requeued by someone else; free the slots of
+        tasks that were ended while they waited for their job's preparation."""
+        held = [work for work in self.work.in_phase(Phase.RUNNING, Phase.WAITING)
+                if work.takes_slot and not work.cancelled]
+        if not held:
             return
-        current = current_runs(node_id=self.name, attempts={work.row.pk: work.attempt for work in running})
-        for work in running:
-            if work.row.pk not in current:
+        current = current_runs(node_id=self.name, attempts={work.row.pk: work.attempt for work in held})
+        for work in held:
+            if work.row.pk in current:
+                continue
+            if work.phase == Phase.WAITING:
+                self.work.remove(work)  # nothing of it runs
+            else:
                 work.cancelled = True
                 work.run.kill()
 

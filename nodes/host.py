@@ -3,11 +3,14 @@
 import logging
 import os
 import socket
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
 
 from tasks.models import Worker
+from tasks.services.workers import WorkerStart
 
 log = logging.getLogger("batchsite.worker")
 
@@ -42,15 +45,24 @@ def predecessor_is_dead(worker: Worker, hostname: str) -> bool:
 def make_node_root_private() -> None:
     """The node root holds every account's task directories (open to all inside, for the
     sandbox): it is the worker's alone, wherever it is (an NFS mount outside the data
-    directory, say)."""
+    directory, say). So is the data directory (the database, the secret key), even one
+    made by hand before the first start."""
     root = Path(settings.BATCHSITE_NODE_ROOT)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if root.stat().st_mode & 0o077:
-        if root.stat().st_uid == os.geteuid():
-            root.chmod(0o700)
-        else:
-            log.warning("the node root %s is open to others and not ours to close: every account's task "
-                        "directories can be read there", root)
+    for folder, holds in ((root, "every account's task directories"), (Path(settings.DATA_DIR), "the service's data")):
+        if folder.is_dir() and folder.stat().st_mode & 0o077:
+            if folder.stat().st_uid == os.geteuid():
+                folder.chmod(0o700)
+            else:
+                log.warning("%s is open to others and not ours to close: %s can be read there", folder, holds)
+
+
+def worker_start(name: str, slots: int, containment) -> tuple[WorkerStart, Callable[[Worker], bool]]:
+    """Who a starting worker is, for its row; and how to tell that an earlier process of its name is gone."""
+    hostname = socket.gethostname()
+    start = WorkerStart(name=name, hostname=hostname, pid=os.getpid(), slots=slots, confined=containment.confined,
+                        containment=containment.describe(), process_key=process_key(os.getpid()))
+    return start, partial(predecessor_is_dead, hostname=hostname)
 
 
 def default_name() -> str:

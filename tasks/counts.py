@@ -1,7 +1,7 @@
 """The denormalised task counts of a job: read in O(1), changed with the states they count.
 
-Only the service functions call `apply`, inside the transaction that changes the
-task rows. `recount` compares the rows with the task table and repairs drift.
+Only `jobs.transitions` calls `apply` (the services go through it), inside the
+transaction that changes the task rows. `recount` compares the rows with the task table and repairs drift.
 """
 
 import random
@@ -11,8 +11,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
-
-from jobs import events
 
 from .models import CountSample, Task, TaskCountShard, TaskResult, TaskState
 
@@ -61,7 +59,8 @@ class Pending:
     """Count changes (and the job statistics, `stats.JOB_FIELDS`) of one transaction, by job.
 
     A worker whose short tasks end together pays one count update per job, not
-    one per task: the changes add up here and `apply_all` writes them at the end.
+    one per task: the changes add up here and are written at the end
+    (`jobs.transitions.count`).
     """
 
     def __init__(self):
@@ -71,10 +70,6 @@ class Pending:
         total = self.by_job.setdefault(job_pk, dict.fromkeys(FIELDS, 0))
         for k, v in delta.items():
             total[k] = total.get(k, 0) + v
-
-    def apply_all(self) -> None:
-        for job_pk, delta in self.by_job.items():
-            apply(job_pk, delta)
 
 
 def create_shards(job) -> None:
@@ -98,7 +93,6 @@ def apply(job_pk: int, delta: dict[str, int]) -> None:
         TaskCountShard.objects.get_or_create(job_id=job_pk, shard=shard)
         TaskCountShard.objects.filter(job_id=job_pk, shard=shard).update(**changes)
     sample(job_pk)
-    events.job_changed(job_pk)
 
 
 # --- samples for the counts-over-time chart -----------------------------------------

@@ -15,7 +15,7 @@ A node that stops before running its release no longer holds the job up: the
 Batch service too gives up on a node that is gone. Each row's `attempt` moves on
 every start, so a report from an earlier run changes nothing.
 
-This module says what they are and where they ran; `tasks.services.node_tasks`
+This module says what they are and where they ran; `tasks.services.node_task_runs`
 records their runs.
 """
 

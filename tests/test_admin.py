@@ -124,7 +124,7 @@ def test_the_admin_job_list_reads_counts_in_its_own_query(admin_client, django_a
 def test_preparation_and_release_runs_are_listed_read_only(admin_client):
     from tasks import node_tasks
     from tasks.models import NodeTask
-    from tasks.services import node_tasks as node_task_runs
+    from tasks.services import node_task_runs
 
     job = make_job("prepared", job_preparation_task={"commandLine": "x"})
     node_task_runs.start(job, "node-a", node_tasks.PREPARATION)

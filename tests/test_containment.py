@@ -425,7 +425,7 @@ def test_nothing_of_a_tasks_environment_is_on_a_command_line_the_host_can_read()
 def test_a_predecessor_is_dead_only_when_its_process_is_provably_gone_here():
     from django.utils import timezone
 
-    from nodes.agent import predecessor_is_dead, process_key
+    from nodes.host import predecessor_is_dead, process_key
 
     host = socket.gethostname()
     alive = os.getppid()  # a process that lives on

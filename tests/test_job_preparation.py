@@ -107,7 +107,7 @@ def test_status_of_a_job_without_a_preparation_task_is_a_conflict(api):
 def test_claimed_tasks_wait_in_preparing_until_the_preparation_succeeds_on_their_node(api):
     """In-process, the service steps the worker takes: claim, prepare, start."""
     from tasks import node_tasks
-    from tasks.services import node_tasks as node_task_runs
+    from tasks.services import node_task_runs
 
     job = add_job(api, "j", jobPreparationTask={"commandLine": "x"})
     add_tasks(api, "j", [{"id": f"t{i}", "commandLine": "x"} for i in range(3)])
@@ -254,7 +254,7 @@ def test_a_job_does_not_wait_for_the_release_of_a_worker_that_stopped(api, start
 @pytest.mark.django_db
 def test_the_job_page_shows_each_workers_preparation_and_release(client, owner, api):
     from tasks import node_tasks
-    from tasks.services import node_tasks as node_task_runs
+    from tasks.services import node_task_runs
 
     job = add_job(api, "j", jobPreparationTask={"commandLine": "x"}, jobReleaseTask={"commandLine": "y"})
     client.force_login(owner)

@@ -101,13 +101,13 @@ def test_a_signal_only_sets_a_flag_and_the_next_step_stops_and_drains(make_loop,
     add(job, "sleeper", command="sleep 60")
     add(job, "later")
     loop = make_loop(slots=2, grace=3)
-    loop.install_signal_handlers()
+    loop.signals.install()
     step_until(loop, lambda: len(loop.work.in_phase(Phase.RUNNING)) == 2)
 
     with CaptureQueriesContext(connection) as queries:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.01)  # Python runs the handler between two bytecodes of this thread
-    assert loop.signals == 1
+    assert loop.signals.count == 1
     assert len(queries) == 0  # the handler wrote nothing
     assert not loop.stopping
     assert Worker.objects.get(name="inproc").state == WorkerState.RUNNING
@@ -131,12 +131,12 @@ def test_a_second_signal_before_the_next_step_requeues_at_once(make_loop, signal
     job = make_job("hurried")
     add(job, "sleeper", command="sleep 60")
     loop = make_loop(grace=60)
-    loop.install_signal_handlers()
+    loop.signals.install()
     step_until(loop, lambda: loop.work.in_phase(Phase.RUNNING))
     os.kill(os.getpid(), signal.SIGINT)
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(0.01)
-    assert loop.signals == 2
+    assert loop.signals.count == 2
 
     started = time.monotonic()
     step_until(loop, loop.finished, timeout=10)
@@ -176,4 +176,21 @@ def test_tasks_wait_in_preparing_until_the_preparation_succeeds_on_this_node(mak
     assert {state_of(key) for key in ("t0", "t1", "t2")} == {("completed", "success", 0, None)}
     assert preparation.end_time <= min(Task.objects.values_list("start_time", flat=True))
     assert NodeTask.objects.filter(job=job).count() == 1  # prepared once: t2's claim did not prepare again
+    assert_counts_exact(job.pk)
+
+
+def test_a_preparation_that_cannot_start_sends_its_waiting_tasks_back(make_loop):
+    """It fails within the claim's step (no such program): the tasks claimed with it must not
+    be left holding their slots."""
+    job = make_job("unpreparable", job_preparation_task={"commandLine": "/nonexistent/prepare"})
+    add(job, "t0", "t1")
+    loop = make_loop(slots=2, exit_when_idle=True)
+
+    loop.step()  # the claim, and the preparation failing at once
+    preparation = NodeTask.objects.get(job=job, node_id="inproc")
+    assert (preparation.state, preparation.result, preparation.refuses_job) == ("completed", "failure", True)
+    assert loop.busy() == 0
+    assert set(Task.objects.values_list("state", "requeue_count")) == {(TaskState.ACTIVE, 1)}
+    step_until(loop, loop.finished, timeout=30)  # this node refuses the job now: nothing left to claim
+    assert set(Task.objects.values_list("state", flat=True)) == {TaskState.ACTIVE}
     assert_counts_exact(job.pk)

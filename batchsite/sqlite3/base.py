@@ -6,13 +6,21 @@ folder (the data directory, by default) is made here, 0700, when a connection is
 opened: by `migrate` on a fresh clone, or by the test run for its test database.
 """
 
+import os
 from pathlib import Path
 
+from django.conf import settings
 from django.db.backends.sqlite3 import base
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params):
         if not self.is_in_memory_db():
-            Path(conn_params["database"]).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder = Path(conn_params["database"]).parent
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # The data directory is the service's alone, even one made by hand (a folder
+            # of the operator's own choosing, elsewhere, is left as it is).
+            if folder == Path(settings.DATA_DIR) and folder.stat().st_mode & 0o077 \
+                    and folder.stat().st_uid == os.geteuid():
+                folder.chmod(0o700)
         return super().get_new_connection(conn_params)

@@ -1,8 +1,10 @@
 """A job's life: Add, Update, Terminate, Disable, Enable and Delete Job, and what its counts allow.
 
 A job's end moves its tasks (running tasks end when it terminates), and its
-tasks' ends move the job (`settle_job`): both directions run through here, so
-the task services call `settle_job` and this module moves tasks, never the reverse.
+tasks' ends move the job (`settle_job`). Both directions run through this module:
+the task services call `settle_job` and the job actions here; this module moves a
+job's tasks itself and adds only the job manager, so it imports no task service
+that imports it.
 """
 
 from django.db import IntegrityError, transaction
@@ -46,6 +48,9 @@ def create_job(*, spec: dict, job_manager: dict | None = None) -> Job:
     caller) is added as the job's first task, so that it is the first to run:
     tasks are claimed oldest first.
     """
+    if bool(spec.get("job_manager_task")) != (job_manager is not None):
+        raise ValueError("a job with a jobManagerTask is created with its task's fields (job_manager), "
+                         "and only such a job")
     now = timezone.now()
     try:
         with transaction.atomic():

@@ -3,7 +3,7 @@
 - adding:     Add Task and Add Task Collection
 - runs:       claiming tasks for a node and recording how their runs ended
 - actions:    what users ask of a task: terminate, reactivate, delete, update
-- node_tasks: the runs of a job's preparation and release tasks on a node
+- node_task_runs: the runs of a job's preparation and release tasks on a node
 - sweeps:     the housekeeping every worker does
 - workers:    the rows of the workers (Batch's nodes): register, heartbeat, stop
 """

@@ -10,7 +10,7 @@ from batchapi.errors import BatchError
 from jobs.models import Job
 from jobs.selectors import lock_open_job
 from jobs.services.lifecycle import settle_job
-from jobs.transitions import move
+from jobs.transitions import count, move
 
 from .. import counts, dependencies
 from ..files import task_dir
@@ -93,7 +93,7 @@ def delete_task(*, task: Task) -> None:
         parent = Task.objects.filter(pk=task.pk).only("pk", "job_id", "key", "int_id").get()
         dependencies.unsatisfy(parent)  # a parent that is gone no longer counts
         Task.objects.filter(pk=task.pk).delete()
-        counts.apply(task.job_id, counts.scaled(counts.bucket(row["state"], row["result"]), -1))
+        count(task.job_id, counts.scaled(counts.bucket(row["state"], row["result"]), -1))
         settle_job(Job(pk=task.job_id))
         directory = task_dir(task)
         transaction.on_commit(lambda: remove_tree(directory))

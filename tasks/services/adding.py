@@ -9,8 +9,9 @@ from batchapi.errors import BatchError
 from batchapi.ids import id_key
 from jobs.models import Job
 from jobs.selectors import lock_open_job
+from jobs.transitions import count
 
-from .. import counts, dependencies, exits, node_tasks
+from .. import dependencies, exits, node_tasks
 from ..models import Task, TaskState
 
 
@@ -71,7 +72,7 @@ def _add_tasks(job: Job, specs: list[dict]) -> list[AddResult]:
         results.append(AddResult(spec["batch_id"], task=task))
     if new:
         Task.objects.bulk_create(new)
-        counts.apply(job.pk, {"active": len(new)})
+        count(job.pk, {"active": len(new)})
     return results
 
 

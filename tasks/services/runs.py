@@ -14,7 +14,7 @@ from django.utils import timezone
 from batchapi.errors import BatchError
 from jobs.models import Job, OnTaskFailure
 from jobs.services.lifecycle import disable_job, settle_job, terminate_job
-from jobs.transitions import move
+from jobs.transitions import count, move
 
 from .. import counts, dependencies, exits, node_tasks, stats
 from ..models import RUNNING_STATES, NodeTask, Task, TaskKind, TaskResult, TaskState
@@ -144,7 +144,7 @@ class JobActions:
 
     def __init__(self):
         self.by_job: dict[int, str] = {}
-        self.touched: set[int] = set()
+        self.touched: dict[int, None] = {}  # in the order the jobs were first touched, as locks are taken
 
     def act(self, job_pk: int, action: str) -> None:
         # Ending the job outranks disabling it when several tasks ask for both.
@@ -174,8 +174,9 @@ class _Ending:
         self.jobs = JobActions()
 
     def close(self) -> None:
-        self.counts.apply_all()
-        self.jobs.touched.update(self.counts.by_job)
+        for job_pk, delta in self.counts.by_job.items():
+            count(job_pk, delta)
+        self.jobs.touched.update(dict.fromkeys(self.counts.by_job))
         self.jobs.apply()
 
 

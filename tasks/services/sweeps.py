@@ -16,6 +16,7 @@ from batchapi.errors import BatchError
 from jobs import events
 from jobs.models import OPEN_STATES, Job, JobState, OnAllTasksComplete
 from jobs.services.lifecycle import settle_job, terminate_job, terminate_running_tasks_of_job
+from jobs.transitions import count
 
 from .. import counts
 from ..files import job_dir, task_dir
@@ -131,7 +132,7 @@ def purge_deleted_jobs(*, chunk: int = 5000) -> int:
                     for k, v in counts.bucket(row["state"], row["result"]).items():
                         delta[k] -= v * row["n"]
                 removed += chunk_rows.delete()[0]
-                counts.apply(job.pk, delta)
+                count(job.pk, delta)
                 continue
         remove_tree(job_dir(job))
         with transaction.atomic():

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import Worker, WorkerState
-from .node_tasks import forget_unfinished_releases
+from .node_task_runs import forget_unfinished_releases
 from .runs import requeue_tasks
 
 

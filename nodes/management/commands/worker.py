@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from nodes.agent import WorkerLoop, default_name
-from nodes.host import database_open_to_tasks
+from nodes.agent import WorkerLoop
+from nodes.host import database_open_to_tasks, default_name
 from nodes.sandbox import Containment, ContainmentUnavailable
 from tasks.services.workers import WorkerNameTaken
 
