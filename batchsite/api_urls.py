@@ -4,9 +4,13 @@ from django.urls import path, re_path
 
 from batchapi.views import UnknownResourceView
 from jobs import api as jobs_api
+from pools import api as pools_api
 from tasks import api as tasks_api
 
 urlpatterns = [
+    path("pools", pools_api.PoolListView.as_view(), name="batch-pools"),
+    path("pools/<str:pool_id>", pools_api.PoolDetailView.as_view(), name="batch-pool"),
+    path("pools/<str:pool_id>/updateproperties", pools_api.PoolUpdatePropertiesView.as_view()),
     path("jobs", jobs_api.JobListView.as_view(), name="batch-jobs"),
     path("jobs/<str:job_id>", jobs_api.JobDetailView.as_view(), name="batch-job"),
     path("jobs/<str:job_id>/terminate", jobs_api.JobTerminateView.as_view()),

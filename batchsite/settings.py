@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "accounts",
     "jobs",
     "tasks",
+    "pools",
     "nodes",
 ]
 

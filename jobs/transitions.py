@@ -23,11 +23,11 @@ from . import events
 from .models import Job
 
 
-def move(rows: QuerySet, to: str, *, from_states: Iterable[str], job_pk: int, now=None,
+def move(rows: QuerySet, to: str, *, from_states: Iterable[str], job_pk: int | None = None, now=None,
          result: str | None = None, from_result: str | None = None, pending: counts.Pending | None = None,
          **values) -> int:
-    """Move the rows of `rows` (job `job_pk`, or tasks of it) that are in one of `from_states`
-    to state `to`; how many moved.
+    """Move the rows of `rows` (job `job_pk`, tasks of it, or another resource's rows, such as a
+    pool's) that are in one of `from_states` to state `to`; how many moved.
 
     Jobs: the job's watchers are nudged after commit. Tasks: their counts move from
     (state, `from_result`) to (`to`, `result`), state by state; the rows take `result`
@@ -40,13 +40,13 @@ def move(rows: QuerySet, to: str, *, from_states: Iterable[str], job_pk: int, no
         values["result"] = result
     stamp = dict(previous_state=F("state"), previous_state_transition_time=F("state_transition_time"),
                  state_transition_time=now, last_modified=now)
-    if rows.model is Job:
+    if rows.model is not Task:
         moved = rows.filter(state__in=list(from_states)).update(state=to, **stamp, **values)
-        if moved:
+        if moved and rows.model is Job:
             events.job_changed(job_pk)
         return moved
-    if rows.model is not Task:
-        raise TypeError(f"move() moves jobs and tasks, not {rows.model.__name__}")
+    if job_pk is None:
+        raise TypeError("move() moves the tasks of one job: name it (job_pk)")
     total = 0
     for group in _same_counts(from_states):
         moved = rows.filter(state__in=group).update(state=to, **stamp, **values)

@@ -95,3 +95,63 @@ def test_the_seed_documents_az_batch_commands(az, start_worker, tmp_path):
     assert az("batch", "job", "list") == []
     worker.terminate()
     worker.wait(timeout=30)
+
+
+# --- Pools (issue 12, first slice: pools as a resource, no nodes yet) -------------------------
+
+def test_az_batch_pool_commands_add_list_show_change_and_delete_pools(az, tmp_path):
+    from tasks.services.sweeps import sweep
+
+    az("batch", "pool", "create", "--id", "cli-pool", "--vm-size", "standard_d2s_v3", "--target-dedicated-nodes", "2")
+    full = tmp_path / "pool.json"
+    full.write_text(json.dumps({
+        "id": "Full-Pool", "vmSize": "standard_d2s_v3", "targetDedicatedNodes": 0, "taskSlotsPerNode": 4,
+        "taskSchedulingPolicy": {"nodeFillType": "pack"}, "resizeTimeout": "PT20M",
+        "startTask": {"commandLine": "/bin/sh -c 'echo ready'", "waitForSuccess": True},
+        "metadata": [{"name": "team", "value": "vfx"}],
+        "virtualMachineConfiguration": {
+            "imageReference": {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy",
+                               "sku": "22_04-lts", "version": "latest"},
+            "nodeAgentSKUId": "batch.node.ubuntu 22.04"},
+    }))
+    az("batch", "pool", "create", "--json-file", str(full))
+
+    pool = az("batch", "pool", "show", "--pool-id", "CLI-POOL")  # ids ignore case
+    assert (pool["id"], pool["vmSize"], pool["state"]) == ("cli-pool", "standard_d2s_v3", "active")
+    assert (pool["targetDedicatedNodes"], pool["currentDedicatedNodes"]) == (2, 0)
+    assert pool["allocationState"] == "resizing"
+    assert pool["taskSlotsPerNode"] == 1
+    pool = az("batch", "pool", "show", "--pool-id", "full-pool")
+    assert pool["allocationState"] == "steady"
+    assert (pool["taskSlotsPerNode"], pool["taskSchedulingPolicy"]["nodeFillType"]) == (4, "pack")
+    assert pool["resizeTimeout"] in ("0:20:00", "PT20M")
+    assert pool["startTask"]["commandLine"] == "/bin/sh -c 'echo ready'" and pool["startTask"]["waitForSuccess"]
+    assert pool["virtualMachineConfiguration"]["nodeAgentSkuId"] == "batch.node.ubuntu 22.04"
+    assert pool["metadata"] == [{"name": "team", "value": "vfx"}]
+
+    assert sorted(p["id"] for p in az("batch", "pool", "list")) == ["Full-Pool", "cli-pool"]
+    listed = az("batch", "pool", "list", "--filter", "id eq 'full-pool'", "--select", "id,state")
+    assert [(p["id"], p["state"]) for p in listed] == [("Full-Pool", "active")]
+    assert "vmSize" not in listed[0]
+
+    # set: Patch Pool (the properties given change; the start task stays).
+    az("batch", "pool", "set", "--pool-id", "full-pool", "--metadata", "stage=two")
+    pool = az("batch", "pool", "show", "--pool-id", "full-pool")
+    assert pool["metadata"] == [{"name": "stage", "value": "two"}]
+    assert pool["startTask"]["commandLine"] == "/bin/sh -c 'echo ready'"
+
+    # reset: Update Properties (what is left out is removed).
+    reset = az("batch", "pool", "reset", "--pool-id", "full-pool", "--metadata", "stage=three")
+    assert reset["metadata"] == [{"name": "stage", "value": "three"}]
+    pool = az("batch", "pool", "show", "--pool-id", "full-pool")
+    assert "startTask" not in pool or pool["startTask"] is None
+    assert pool["metadata"] == [{"name": "stage", "value": "three"}]
+
+    az("batch", "pool", "delete", "--pool-id", "cli-pool", "--yes")
+    assert az("batch", "pool", "show", "--pool-id", "cli-pool")["state"] == "deleting"
+    sweep()  # a worker's housekeeping: the pool has no nodes to wait for
+    assert [p["id"] for p in az("batch", "pool", "list")] == ["Full-Pool"]
+    assert az("batch", "pool", "show", "--pool-id", "cli-pool", check=False) is None  # 404: az prints no JSON
+    from pools.models import Pool
+
+    assert [p.batch_id for p in Pool.objects.all()] == ["Full-Pool"]

@@ -190,3 +190,111 @@ def test_create_tasks_reports_client_errors_and_takes_existing_tasks_as_added(se
             id="blocked", command_line="/bin/true", depends_on=models.BatchTaskDependencies(task_ids=["old"]))])
     (failure,) = caught.value.failure_tasks
     assert (failure.task_id, failure.error.code) == ("blocked", "TaskDependenciesNotSpecifiedOnJob")
+
+
+# --- Pools (issue 12, first slice: pools as a resource, no nodes yet) -------------------------
+
+def render_pool_options(pool_id: str = "render-pool") -> models.BatchPoolCreateOptions:
+    return models.BatchPoolCreateOptions(
+        id=pool_id, vm_size="standard_d2s_v3", target_dedicated_nodes=2, task_slots_per_node=2,
+        start_task=models.BatchStartTask(command_line="/bin/sh -c 'echo ready'", wait_for_success=True,
+                                         max_task_retry_count=1),
+        metadata=[models.BatchMetadataItem(name="team", value="vfx")],
+        virtual_machine_configuration=models.VirtualMachineConfiguration(
+            image_reference=models.BatchVmImageReference(publisher="canonical", offer="0001-com-ubuntu-server-jammy",
+                                                         sku="22_04-lts", version="latest"),
+            node_agent_sku_id="batch.node.ubuntu 22.04"))
+
+
+def test_the_sdk_adds_lists_reads_and_checks_pools(server, accounts):
+    from datetime import timedelta
+
+    alpha, beta = accounts
+    batch = client_for(server, alpha)
+    batch.create_pool(render_pool_options())
+    batch.create_pool(models.BatchPoolCreateOptions(id="Idle", vm_size="standard_d2s_v3"))
+    with pytest.raises(ResourceExistsError) as exists:
+        batch.create_pool(models.BatchPoolCreateOptions(id="RENDER-POOL", vm_size="standard_d2s_v3"))
+    assert exists.value.error.code == "PoolExists"
+
+    pool = batch.get_pool("Render-Pool")  # ids ignore case
+    assert pool.id == "render-pool" and pool.url.endswith("/batch/pools/render-pool")
+    assert pool.state == models.BatchPoolState.ACTIVE
+    assert pool.allocation_state == models.AllocationState.RESIZING  # two nodes wanted, none joined
+    assert (pool.target_dedicated_nodes, pool.current_dedicated_nodes) == (2, 0)
+    assert pool.task_slots_per_node == 2
+    assert pool.task_scheduling_policy.node_fill_type == models.BatchNodeFillType.SPREAD
+    assert pool.resize_timeout == timedelta(minutes=15)
+    assert pool.start_task.command_line == "/bin/sh -c 'echo ready'" and pool.start_task.wait_for_success is True
+    assert [(m.name, m.value) for m in pool.metadata] == [("team", "vfx")]
+    vm = pool.virtual_machine_configuration
+    assert (vm.image_reference.offer, vm.node_agent_sku_id) == ("0001-com-ubuntu-server-jammy",
+                                                                 "batch.node.ubuntu 22.04")
+    assert pool.creation_time.tzinfo is not None and pool.etag.startswith("0x")
+    assert batch.get_pool("idle").allocation_state == models.AllocationState.STEADY
+
+    assert sorted(p.id for p in batch.list_pools()) == ["Idle", "render-pool"]
+    (only,) = batch.list_pools(filter="id eq 'render-pool'", select=["id", "state", "allocationState"])
+    assert (only.id, only.state, only.allocation_state) == ("render-pool", models.BatchPoolState.ACTIVE,
+                                                            models.AllocationState.RESIZING)
+    assert only.vm_size is None and only.start_task is None  # not selected
+    assert [p.id for p in batch.list_pools(filter="allocationState eq 'steady'")] == ["Idle"]
+    assert sorted(p.id for p in batch.list_pools(max_results=1)) == ["Idle", "render-pool"]  # paged
+
+    assert batch.pool_exists("render-pool") is True
+    # azure-batch 15.1's own exception policy raises on the 404 before pool_exists can answer
+    # False (on Azure too): the server's answer is the 404.
+    with pytest.raises(ResourceNotFoundError) as absent:
+        batch.pool_exists("no-such-pool")
+    assert absent.value.status_code == 404
+    with pytest.raises(ResourceNotFoundError) as missing:
+        batch.get_pool("no-such-pool")
+    assert missing.value.error.code == "PoolNotFound"
+    # Another account sees none of them.
+    other = client_for(server, beta)
+    assert list(other.list_pools()) == []
+    with pytest.raises(ResourceNotFoundError):
+        other.pool_exists("render-pool")
+    with pytest.raises(ResourceNotFoundError):
+        other.get_pool("render-pool")
+
+
+def test_the_sdk_patches_replaces_and_deletes_a_pool(server, accounts):
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError
+
+    from tasks.services.sweeps import sweep
+
+    alpha, _ = accounts
+    batch = client_for(server, alpha)
+    batch.create_pool(render_pool_options("p"))
+    before = batch.get_pool("p")
+
+    batch.update_pool("p", models.BatchPoolUpdateOptions(metadata=[models.BatchMetadataItem(name="stage",
+                                                                                            value="two")]))
+    patched = batch.get_pool("p")
+    assert [(m.name, m.value) for m in patched.metadata] == [("stage", "two")]
+    assert patched.start_task.command_line == "/bin/sh -c 'echo ready'"  # not given: kept
+    assert patched.etag != before.etag and patched.last_modified > before.last_modified
+    with pytest.raises(ResourceModifiedError) as stale:
+        batch.update_pool("p", models.BatchPoolUpdateOptions(metadata=[]), etag=before.etag,
+                          match_condition=MatchConditions.IfNotModified)
+    assert stale.value.status_code == 412
+    assert len(batch.get_pool("p").metadata) == 1
+
+    batch.replace_pool_properties("p", models.BatchPoolReplaceOptions(
+        application_package_references=[], metadata=[models.BatchMetadataItem(name="stage", value="three")]))
+    replaced = batch.get_pool("p")
+    assert replaced.start_task is None  # left out: removed
+    assert [(m.name, m.value) for m in replaced.metadata] == [("stage", "three")]
+
+    poller = batch.begin_delete_pool("p", polling_interval=1)
+    assert batch.get_pool("p").state == models.BatchPoolState.DELETING
+    assert not poller.done()
+    sweep()  # what a worker's housekeeping does: the pool has no nodes to wait for
+    poller.result(timeout=30)
+    with pytest.raises(ResourceNotFoundError) as gone:
+        batch.get_pool("p")
+    assert gone.value.error.code == "PoolNotFound"
+    with pytest.raises(ResourceNotFoundError):
+        batch.pool_exists("p")

@@ -22,6 +22,13 @@ from .helpers import make_job
 pytestmark = pytest.mark.django_db
 
 OPERATIONS = {
+    ("get", "/pools"): "Pool_List",
+    ("post", "/pools"): "Pool_Add",
+    ("get", "/pools/{poolId}"): "Pool_Get",
+    ("head", "/pools/{poolId}"): "Pool_Exists",
+    ("patch", "/pools/{poolId}"): "Pool_Patch",
+    ("delete", "/pools/{poolId}"): "Pool_Delete",
+    ("post", "/pools/{poolId}/updateproperties"): "Pool_UpdateProperties",
     ("get", "/jobs"): "Job_List",
     ("post", "/jobs"): "Job_Add",
     ("get", "/jobs/{jobId}"): "Job_Get",

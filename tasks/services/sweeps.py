@@ -17,6 +17,7 @@ from jobs import events
 from jobs.models import OPEN_STATES, Job, JobState, OnAllTasksComplete
 from jobs.services.lifecycle import settle_job, terminate_job, terminate_running_tasks_of_job
 from jobs.transitions import count
+from pools.services.lifecycle import purge_deleted_pools
 
 from .. import counts
 from ..files import job_dir, task_dir
@@ -39,6 +40,7 @@ def sweep(*, purge_for: float = 0.5) -> None:
     deadline = time.monotonic() + purge_for
     while purge_deleted_jobs() and time.monotonic() < deadline:
         pass
+    purge_deleted_pools()
 
 
 def requeue_dead_workers() -> int:
