@@ -237,8 +237,9 @@ def test_a_nul_in_an_api_path_is_an_invalid_uri(api, job):
 
 
 def test_a_path_with_a_newline_is_answered_in_batch_shape(api):
-    error(api.get("/batch/pools/a%0Ab"), 404, "ResourceNotFound")
+    error(api.get("/batch/jobschedules/a%0Ab"), 404, "ResourceNotFound")
     error(api.get("/batch/jobs/a%0Ab"), 404, "JobNotFound")
+    error(api.get("/batch/pools/a%0Ab"), 404, "PoolNotFound")
 
 
 @pytest.mark.parametrize("query,name", [
