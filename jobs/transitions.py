@@ -40,6 +40,8 @@ def move(rows: QuerySet, to: str, *, from_states: Iterable[str], job_pk: int | N
         values["result"] = result
     stamp = dict(previous_state=F("state"), previous_state_transition_time=F("state_transition_time"),
                  state_transition_time=now, last_modified=now)
+    if rows.model is Job and job_pk is None:
+        raise TypeError("move() moves one job: name it (job_pk), whose watchers are nudged")
     if rows.model is not Task:
         moved = rows.filter(state__in=list(from_states)).update(state=to, **stamp, **values)
         if moved and rows.model is Job:

@@ -24,5 +24,8 @@ class PoolAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # Add Pool is the API's (and the CLI's): it validates what a pool is
 
+    def has_change_permission(self, request, obj=None):
+        return False  # a save would write every column, the states too: changes go through the API
+
     def has_delete_permission(self, request, obj=None):
         return False  # the `delete` action above, through the service

@@ -18,7 +18,6 @@ from .serializers import (
     PoolAddSerializer,
     PoolPatchSerializer,
     PoolUpdatePropertiesSerializer,
-    change_fields,
     columns,
     pool_fields,
     pool_to_wire,
@@ -77,7 +76,7 @@ class PoolDetailView(PoolView):
         data = validate_body(PoolPatchSerializer, request.data)
         pool = self.pool(pool_id)
         self.unchanged(pool, read=False)
-        pool = lifecycle.patch_pool(pool=pool, changes=change_fields(data, pool))
+        pool = lifecycle.patch_pool(pool=pool, changes=pool_fields(data))
         return self.entity_headers(Response(status=status.HTTP_200_OK), pool)
 
     def delete(self, request, pool_id):
@@ -93,5 +92,5 @@ class PoolUpdatePropertiesView(PoolView):
         data = validate_body(PoolUpdatePropertiesSerializer, request.data)
         pool = self.pool(pool_id)
         self.unchanged(pool, read=False)
-        pool = lifecycle.update_pool_properties(pool=pool, changes=change_fields(data, pool))
+        pool = lifecycle.update_pool_properties(pool=pool, changes=pool_fields(data))
         return self.entity_headers(Response(status=status.HTTP_204_NO_CONTENT), pool)

@@ -25,6 +25,18 @@ from .models import AllocationState, NodeFillType, Pool, PoolState
 
 MAX_SLOTS_PER_NODE = 256  # Batch's: min(4 x the node's cores, 256)
 MIN_RESIZE_TIMEOUT = timedelta(minutes=5)  # "less than 5 minutes ... returns an error" (Batch REST docs)
+# autoScaleEvaluationInterval: 5 minutes to 168 hours, 15 minutes when not given (Batch REST docs).
+AUTOSCALE_INTERVAL = (timedelta(minutes=5), timedelta(hours=168))
+DEFAULT_AUTOSCALE_INTERVAL = timedelta(minutes=15)
+
+
+def plain(value):
+    """Validated data as JSON stores it: plain dicts and lists all the way down."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 class StartTaskSerializer(NodeTaskSerializer):
@@ -37,20 +49,37 @@ class StartTaskSerializer(NodeTaskSerializer):
 
 class TaskSchedulingPolicySerializer(serializers.Serializer):
     nodeFillType = EnumField(NodeFillType.values)
+    jobDefaultOrder = EnumField(["none", "creationtime"], required=False)
 
 
 class PoolPatchSerializer(serializers.Serializer):
-    """Patch Pool: the properties given change."""
+    """Patch Pool: the properties given change. Besides the start task and metadata, API versions
+    from 2025-06-01 patch what Add Pool set, while the pool has no node (every pool, so far)."""
 
     startTask = JSONObjectField(required=False)
     metadata = MetadataItemSerializer(many=True, required=False)
     certificateReferences = JSONListField(required=False)
     applicationPackageReferences = JSONListField(required=False)
     targetNodeCommunicationMode = serializers.CharField(required=False, max_length=32)
+    displayName = serializers.CharField(max_length=1024, required=False, allow_blank=True)
+    vmSize = serializers.CharField(max_length=64, required=False)
+    taskSlotsPerNode = IntField(required=False, min_value=1, max_value=MAX_SLOTS_PER_NODE)
+    taskSchedulingPolicy = TaskSchedulingPolicySerializer(required=False)
+    # Azure's description of its machines: stored as sent (Pool.azure_settings).
+    virtualMachineConfiguration = JSONObjectField(required=False)
+    networkConfiguration = JSONObjectField(required=False)
+    mountConfiguration = JSONListField(required=False)
+    userAccounts = JSONListField(required=False)
+    enableInterNodeCommunication = StrictBooleanField(required=False)
+    upgradePolicy = JSONObjectField(required=False)
+    resourceTags = JSONObjectField(required=False)
 
     def validate_startTask(self, value):
-        validate_body(StartTaskSerializer, value, name="startTask")
-        return value
+        # Stored as validated (booleans and numbers as such, enums lower-cased), not as sent.
+        return plain(validate_body(StartTaskSerializer, value, name="startTask"))
+
+    def validate_vmSize(self, value):
+        return value.lower()  # Batch answers vmSize lower-cased; $filter compares it so
 
 
 class PoolUpdatePropertiesSerializer(PoolPatchSerializer):
@@ -64,7 +93,6 @@ class PoolUpdatePropertiesSerializer(PoolPatchSerializer):
 
 class PoolAddSerializer(PoolPatchSerializer):
     id = BatchIdField()
-    displayName = serializers.CharField(max_length=1024, required=False, allow_blank=True)
     vmSize = serializers.CharField(max_length=64)
     targetDedicatedNodes = IntField(required=False, min_value=0)
     targetLowPriorityNodes = IntField(required=False, min_value=0)
@@ -72,22 +100,18 @@ class PoolAddSerializer(PoolPatchSerializer):
     enableAutoScale = StrictBooleanField(required=False)
     autoScaleFormula = serializers.CharField(required=False, max_length=8192, trim_whitespace=False)
     autoScaleEvaluationInterval = WireDurationField(required=False)
-    taskSlotsPerNode = IntField(required=False, min_value=1, max_value=MAX_SLOTS_PER_NODE)
-    taskSchedulingPolicy = TaskSchedulingPolicySerializer(required=False)
-    # Azure's description of its machines: stored as sent (Pool.azure_settings).
-    virtualMachineConfiguration = JSONObjectField(required=False)
     cloudServiceConfiguration = JSONObjectField(required=False)
-    networkConfiguration = JSONObjectField(required=False)
-    mountConfiguration = JSONListField(required=False)
-    userAccounts = JSONListField(required=False)
-    enableInterNodeCommunication = StrictBooleanField(required=False)
     applicationLicenses = JSONListField(required=False)
-    upgradePolicy = JSONObjectField(required=False)
-    resourceTags = JSONObjectField(required=False)
 
     def validate_resizeTimeout(self, value):
-        if value < MIN_RESIZE_TIMEOUT:
-            raise serializers.ValidationError("must be at least 5 minutes (PT5M)")
+        if value is None or value < MIN_RESIZE_TIMEOUT:  # None: Batch's "no limit", which a resize has not
+            raise serializers.ValidationError("must be at least 5 minutes (PT5M) and have a limit")
+        return value
+
+    def validate_autoScaleEvaluationInterval(self, value):
+        low, high = AUTOSCALE_INTERVAL
+        if value is None or not low <= value <= high:
+            raise serializers.ValidationError("must be between 5 minutes (PT5M) and 168 hours (PT168H)")
         return value
 
     def validate(self, attrs):
@@ -97,6 +121,7 @@ class PoolAddSerializer(PoolPatchSerializer):
             for target in ("targetDedicatedNodes", "targetLowPriorityNodes"):
                 if target in attrs:
                     raise invalid_property(target, "an autoscaled pool takes no target: its formula sets it")
+            attrs.setdefault("autoScaleEvaluationInterval", DEFAULT_AUTOSCALE_INTERVAL)
         elif "autoScaleFormula" in attrs or "autoScaleEvaluationInterval" in attrs:
             raise invalid_property("enableAutoScale", "autoScaleFormula and autoScaleEvaluationInterval need "
                                                       "enableAutoScale true")
@@ -118,26 +143,19 @@ AZURE_SETTINGS = ("virtualMachineConfiguration", "cloudServiceConfiguration", "n
 
 
 def pool_fields(data: dict) -> dict:
-    """Validated wire properties to Pool model fields."""
+    """Validated wire properties to Pool model fields. `azure_settings` holds only the Azure
+    settings this body gives: a change merges them into those stored (pools.services)."""
     fields = {PLAIN[k]: v for k, v in data.items() if k in PLAIN}
     if "metadata" in fields:
         fields["metadata"] = [dict(x) for x in fields["metadata"]]
+    azure = {k: plain(data[k]) for k in AZURE_SETTINGS if k in data}
     if "taskSchedulingPolicy" in data:
-        fields["node_fill_type"] = data["taskSchedulingPolicy"]["nodeFillType"]
-    azure = {k: data[k] for k in AZURE_SETTINGS if k in data}
+        policy = data["taskSchedulingPolicy"]
+        fields["node_fill_type"] = policy["nodeFillType"]
+        if "jobDefaultOrder" in policy:
+            azure["jobDefaultOrder"] = policy["jobDefaultOrder"]
     if azure:
         fields["azure_settings"] = azure
-    return fields
-
-
-def change_fields(data: dict, pool: Pool | None = None) -> dict:
-    """Patch / Update Properties bodies to Pool fields; Azure's settings merge into those stored."""
-    fields = {PLAIN[k]: v for k, v in data.items() if k in ("startTask", "metadata")}
-    if "metadata" in fields:
-        fields["metadata"] = [dict(x) for x in fields["metadata"]]
-    azure = {k: data[k] for k in AZURE_SETTINGS if k in data}
-    if azure and pool is not None:
-        fields["azure_settings"] = {**(pool.azure_settings or {}), **azure}
     return fields
 
 
@@ -159,10 +177,11 @@ PROPERTIES = {
     "enableAutoScale": (("enable_auto_scale",), lambda p, ctx: p.enable_auto_scale),
     "autoScaleFormula": (("auto_scale_formula",), lambda p, ctx: p.auto_scale_formula or None),
     "autoScaleEvaluationInterval": (("auto_scale_evaluation_interval",),
-                                    lambda p, ctx: duration(p.auto_scale_evaluation_interval)),
+                                    lambda p, ctx: duration(p.auto_scale_evaluation_interval, unlimited=None)),
     "startTask": (("start_task",), lambda p, ctx: p.start_task),
     "taskSlotsPerNode": (("task_slots_per_node",), lambda p, ctx: p.task_slots_per_node),
-    "taskSchedulingPolicy": (("node_fill_type",), lambda p, ctx: {"nodeFillType": p.node_fill_type}),
+    "taskSchedulingPolicy": (("node_fill_type", "azure_settings"), lambda p, ctx: drop_none({
+        "nodeFillType": p.node_fill_type, "jobDefaultOrder": (p.azure_settings or {}).get("jobDefaultOrder")})),
     "metadata": (("metadata",), lambda p, ctx: p.metadata or None),
     **{name: (("azure_settings",), lambda p, ctx, name=name: (p.azure_settings or {}).get(name))
        for name in AZURE_SETTINGS},
@@ -181,7 +200,7 @@ FILTERS = {
     "stateTransitionTime": Prop("state_transition_time", "datetime"),
 }
 
-NESTED = {"taskSchedulingPolicy": {"nodeFillType"}}
+NESTED = {"taskSchedulingPolicy": {"nodeFillType", "jobDefaultOrder"}}
 
 
 def columns(select: list[str] | None) -> list[str]:

@@ -336,3 +336,51 @@ def test_a_viewer_may_list_pools_but_not_change_them(api, django_user_model):
     refused(as_vera.delete("/batch/pools/shared"), 403, "InsufficientAccountPermissions")
     assert [p.batch_id for p in Pool.objects.all()] == ["shared"]
     assert Pool.objects.get().state == "active"
+
+
+def test_durations_a_pool_cannot_have_are_refused_and_the_autoscale_interval_has_its_default(api):
+    unlimited = "P10675199DT2H48M5.4775807S"  # Batch's maximum: "no limit", which a resize may not have
+    refused(add_pool(api, "forever", resizeTimeout=unlimited), 400, "InvalidPropertyValue")
+    formula = "$TargetDedicatedNodes = 1;"
+    for interval in ("PT1M", "PT169H", unlimited):
+        refused(add_pool(api, "auto", enableAutoScale=True, autoScaleFormula=formula,
+                         autoScaleEvaluationInterval=interval), 400, "InvalidPropertyValue")
+    assert add_pool(api, "auto", enableAutoScale=True, autoScaleFormula=formula).status_code == 201
+    assert api.get("/batch/pools/auto").json()["autoScaleEvaluationInterval"] == "PT15M"
+    assert add_pool(api, "fixed", targetDedicatedNodes=1).status_code == 201
+    assert "autoScaleEvaluationInterval" not in api.get("/batch/pools/fixed").json()
+    assert set(Pool.objects.values_list("batch_id", flat=True)) == {"auto", "fixed"}
+
+
+def test_a_start_task_is_stored_as_validated_not_as_sent(api):
+    start = {"commandLine": "/bin/true", "maxTaskRetryCount": 2,
+             "userIdentity": {"autoUser": {"scope": "POOL", "elevationLevel": "NonAdmin"}}}
+    assert add_pool(api, "p", startTask=start).status_code == 201
+    stored = Pool.objects.get(batch_id="p").start_task
+    assert stored["userIdentity"]["autoUser"] == {"scope": "pool", "elevationLevel": "nonadmin"}
+    assert type(stored) is dict and type(stored["userIdentity"]) is dict
+    assert add_pool(api, "q", startTask={"commandLine": "x", "waitForSuccess": "false"}).status_code == 201
+    assert Pool.objects.get(batch_id="q").start_task["waitForSuccess"] is False  # the SDK reads "false" as true
+    assert api.get("/batch/pools/q").json()["startTask"]["waitForSuccess"] is False
+
+
+def test_vm_sizes_are_kept_lower_cased_so_a_filter_finds_them_in_any_case(api):
+    assert add_pool(api, "p", vmSize="Standard_D2s_v3").status_code == 201
+    assert api.get("/batch/pools/p").json()["vmSize"] == "standard_d2s_v3"
+    found = api.get("/batch/pools", {"$filter": "vmSize eq 'STANDARD_D2S_V3'"}).json()["value"]
+    assert [p["id"] for p in found] == ["p"]
+
+
+def test_patch_takes_what_add_pool_set_while_the_pool_has_no_node(api):
+    add_pool(api, "p", virtualMachineConfiguration=AZURE_VM)
+    response = api.patch("/batch/pools/p", {
+        "displayName": "renamed", "taskSlotsPerNode": 4, "vmSize": "Standard_D4s_v3",
+        "taskSchedulingPolicy": {"nodeFillType": "Pack", "jobDefaultOrder": "CreationTime"},
+        "resourceTags": {"team": "render"}}, format="json")
+    assert response.status_code == 200, response.content
+    pool = api.get("/batch/pools/p").json()
+    assert (pool["displayName"], pool["taskSlotsPerNode"], pool["vmSize"]) == ("renamed", 4, "standard_d4s_v3")
+    assert pool["taskSchedulingPolicy"] == {"nodeFillType": "pack", "jobDefaultOrder": "creationtime"}
+    assert pool["resourceTags"] == {"team": "render"}
+    assert pool["virtualMachineConfiguration"] == AZURE_VM  # merged, not replaced
+    refused(api.patch("/batch/pools/p", {"taskSlotsPerNode": 0}, format="json"), 400, "InvalidPropertyValue")

@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 
 # What Update Properties (POST …/updateproperties) replaces, and what it resets when left out.
 REPLACED = {"start_task": None, "metadata": []}
-# What Patch Pool may change (those given); Azure's settings ride along, as stored.
-PATCHABLE = {"start_task", "metadata", "azure_settings"}
+# What Patch Pool may change (those given). What Add Pool set may change only while the
+# pool has no node, which every pool has not, so far; Azure's settings merge into those stored.
+PATCHABLE = {"start_task", "metadata", "azure_settings", "display_name", "vm_size", "task_slots_per_node",
+             "node_fill_type"}
 
 
 def pool_exists(batch_id: str) -> BatchError:
@@ -53,6 +55,8 @@ def _change(pool: Pool, values: dict) -> Pool:
     with transaction.atomic():
         current = Pool.objects.select_for_update().get(pk=pool.pk)
         check_pool_active(current)
+        if "azure_settings" in values:  # merged here, under the lock: two patches lose nothing
+            values = {**values, "azure_settings": {**(current.azure_settings or {}), **values["azure_settings"]}}
         Pool.objects.filter(pk=pool.pk).update(last_modified=timezone.now(), **values)
     pool.refresh_from_db()
     return pool
