@@ -25,7 +25,11 @@ $PY manage.py worker --name "${BATCHSITE_WORKER_NAME:-$(hostname)-worker}" --slo
   --allow-unconfined &
 worker=$!
 
+stopped=0
 stop() {
+  # Ctrl-C runs this from the trap, and again when `wait -n` below returns: once is enough.
+  [ "$stopped" = 1 ] && return
+  stopped=1
   trap - INT TERM
   kill -TERM "$web" "$worker" 2>/dev/null || true
   wait "$web" "$worker" 2>/dev/null || true
