@@ -7,7 +7,7 @@ from django.db.models import Sum
 
 from tasks.serializers import job_manager_fields
 
-from .admin_actions import service_action
+from .admin_actions import ServiceActions, service_action
 from .models import Job
 from .selectors import find_job
 from .services import lifecycle
@@ -38,7 +38,7 @@ delete = service_action(lifecycle.delete_job, name="delete", description="Delete
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ServiceActions, admin.ModelAdmin):
     form = JobForm
     list_display = ("batch_id", "account", "display_name", "state", "priority", "task_counts", "creation_time")
     list_filter = ("account", "state", "on_all_tasks_complete")

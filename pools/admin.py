@@ -3,7 +3,7 @@ a pool's state."""
 
 from django.contrib import admin
 
-from jobs.admin_actions import service_action
+from jobs.admin_actions import ServiceActions, service_action
 
 from .models import Pool
 from .services import lifecycle
@@ -13,7 +13,7 @@ delete = service_action(lifecycle.delete_pool, name="delete", description="Delet
 
 
 @admin.register(Pool)
-class PoolAdmin(admin.ModelAdmin):
+class PoolAdmin(ServiceActions, admin.ModelAdmin):
     list_display = ("batch_id", "account", "state", "allocation_state", "vm_size", "target_dedicated_nodes",
                     "target_low_priority_nodes", "task_slots_per_node", "creation_time")
     list_filter = ("state", "allocation_state", "account")

@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin
 
 from batchapi.errors import BatchError
-from jobs.admin_actions import service_action
+from jobs.admin_actions import ServiceActions, service_action
 
 from .models import NodeTask, Task, Worker
 from .services import actions, adding
@@ -57,7 +57,7 @@ class TaskForm(forms.ModelForm):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(ServiceActions, admin.ModelAdmin):
     list_display = ("batch_id", "job", "state", "result", "exit_code", "retry_count", "node_id", "start_time",
                     "end_time")
     list_filter = ("state", "result")

@@ -140,3 +140,40 @@ def test_the_add_form_offers_no_internal_fields(admin_client):
     form = admin_client.get("/admin/tasks/task/add/").content.decode()
     for internal in ("files_expire_at", "files_removed_at", 'name="stats"', "satisfies_dependents"):
         assert internal not in form
+
+
+@pytest.mark.parametrize("model,action", [
+    ("jobs/job", "terminate"),
+    ("jobs/job", "delete"),
+    ("tasks/task", "terminate"),
+    ("pools/pool", "delete"),
+])
+def test_staff_who_may_only_view_run_no_service_action(client, django_user_model, model, action):
+    """Actions change state through the services, and only for those Django lets change (or delete)."""
+    from django.contrib.auth.models import Permission
+
+    from accounts.models import default_account
+    from pools.services.lifecycle import create_pool
+
+    job = make_job("j")
+    (task,) = add(job, "t")
+    pool = create_pool(spec={"account": default_account(), "batch_id": "p", "vm_size": "standard_d2s_v3"})
+    viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
+    app, name = model.split("/")
+    viewer.user_permissions.add(Permission.objects.get(content_type__app_label=app, codename=f"view_{name}"))
+    client.force_login(viewer)
+    target = {"jobs/job": job, "tasks/task": task, "pools/pool": pool}[model]
+
+    page = client.get(f"/admin/{model}/")
+    assert page.status_code == 200
+    assert f'value="{action}"'.encode() not in page.content  # not offered
+    client.post(f"/admin/{model}/", {"action": action, "_selected_action": [str(target.pk)]})
+    assert Job.objects.get(pk=job.pk).state == JobState.ACTIVE
+    assert Task.objects.get(pk=task.pk).state == "active"
+    assert type(pool).objects.get(pk=pool.pk).state == "active"
+
+    viewer.user_permissions.add(Permission.objects.get(
+        content_type__app_label=app, codename=f"{'delete' if action == 'delete' else 'change'}_{name}"))
+    viewer = django_user_model.objects.get(pk=viewer.pk)  # permissions are cached on the user
+    client.force_login(viewer)
+    assert f'value="{action}"'.encode() in client.get(f"/admin/{model}/").content  # now offered
