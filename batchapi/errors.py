@@ -49,6 +49,15 @@ def task_not_found(task_id: str) -> BatchError:
     return BatchError("TaskNotFound", "The specified task does not exist.", 404, {"TaskId": task_id})
 
 
+def pool_not_found(pool_id: str) -> BatchError:
+    return BatchError("PoolNotFound", "The specified pool does not exist.", 404, {"PoolId": pool_id})
+
+
+def pool_being_deleted(pool_id: str) -> BatchError:
+    return BatchError("PoolBeingDeleted", "The specified pool has been marked for deletion and is being deleted.",
+                      409, {"PoolId": pool_id})
+
+
 def invalid_property(name: str, reason: str, value=None) -> BatchError:
     values = {"PropertyName": name}
     if value is not None:

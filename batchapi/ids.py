@@ -17,6 +17,12 @@ def id_key(batch_id: str) -> str:
     return batch_id.lower()
 
 
+def find_by_id(rows, batch_id: str, *, only=None):
+    """The row of `rows` (a queryset of a resource with a `key`) with this Batch id, or None."""
+    rows = rows.filter(key=id_key(batch_id))
+    return (rows.only(*only) if only else rows).first()
+
+
 def key_prefix(column: str, prefix: str) -> Q:
     """`column` (an id key) starts with `prefix`, in the form an index serves on this database.
 

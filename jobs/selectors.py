@@ -1,17 +1,14 @@
 """Reads of jobs that the API, the pages, the services and the worker share."""
 
 from batchapi.errors import BatchError, job_not_found
-from batchapi.ids import id_key
+from batchapi.ids import find_by_id
 
 from .models import Job, JobState
 
 
 def find_job(account, job_id: str, *, only=None) -> Job | None:
     """Job `job_id` of `account` (ids are unique without regard to case), or None."""
-    jobs = Job.objects.filter(account=account, key=id_key(job_id))
-    if only:
-        jobs = jobs.only(*only)
-    job = jobs.first()
+    job = find_by_id(Job.objects.filter(account=account), job_id, only=only)
     if job is not None:
         job.account = account  # known already: no query for it (task directories are named by it)
     return job

@@ -10,6 +10,7 @@ from pathlib import Path
 from django.conf import settings
 
 from tasks.models import Worker
+from tasks.rundirs import make_private
 from tasks.services.workers import WorkerStart
 
 log = logging.getLogger("batchsite.worker")
@@ -50,11 +51,8 @@ def make_node_root_private() -> None:
     root = Path(settings.BATCHSITE_NODE_ROOT)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     for folder, holds in ((root, "every account's task directories"), (Path(settings.DATA_DIR), "the service's data")):
-        if folder.is_dir() and folder.stat().st_mode & 0o077:
-            if folder.stat().st_uid == os.geteuid():
-                folder.chmod(0o700)
-            else:
-                log.warning("%s is open to others and not ours to close: %s can be read there", folder, holds)
+        if not make_private(folder):
+            log.warning("%s is open to others and not ours to close: %s can be read there", folder, holds)
 
 
 def worker_start(name: str, slots: int, containment) -> tuple[WorkerStart, Callable[[Worker], bool]]:

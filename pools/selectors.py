@@ -1,21 +1,14 @@
 """Reads of pools that the API, the pages and the services share."""
 
-from batchapi.errors import BatchError
-from batchapi.ids import id_key
+from batchapi.errors import pool_being_deleted, pool_not_found
+from batchapi.ids import find_by_id
 
 from .models import Pool, PoolState
 
 
-def pool_not_found(pool_id: str) -> BatchError:
-    return BatchError("PoolNotFound", "The specified pool does not exist.", 404, {"PoolId": pool_id})
-
-
 def find_pool(account, pool_id: str, *, only=None) -> Pool | None:
     """Pool `pool_id` of `account` (ids are unique without regard to case), or None."""
-    pools = Pool.objects.filter(account=account, key=id_key(pool_id))
-    if only:
-        pools = pools.only(*only)
-    pool = pools.first()
+    pool = find_by_id(Pool.objects.filter(account=account), pool_id, only=only)
     if pool is not None:
         pool.account = account
     return pool
@@ -32,5 +25,4 @@ def get_pool(account, pool_id: str, *, only=None) -> Pool:
 def check_pool_active(pool: Pool) -> None:
     """A pool being deleted takes no more changes."""
     if pool.state == PoolState.DELETING:
-        raise BatchError("PoolBeingDeleted", "The specified pool has been marked for deletion and is being "
-                         "deleted.", 409, {"PoolId": pool.batch_id})
+        raise pool_being_deleted(pool.batch_id)

@@ -57,6 +57,17 @@ def remove_tree(path: Path | str, *, dir_fd: int | None = None) -> None:
         subprocess.run(["rm", "-rf", "--one-file-system", "--", where], check=False, capture_output=True)
 
 
+def make_private(folder: Path) -> bool:
+    """Close `folder` to everyone but us (0700) where it is open to others; False where it is
+    open and not ours to close."""
+    if not folder.is_dir() or not folder.stat().st_mode & 0o077:
+        return True
+    if folder.stat().st_uid != os.geteuid():
+        return False
+    folder.chmod(0o700)
+    return True
+
+
 def open_directory(path: Path) -> int:
     """A descriptor of a directory whose last component a task may have replaced (never followed)."""
     return os.open(path, DIRECTORY)

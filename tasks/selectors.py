@@ -1,17 +1,14 @@
 """Reads of tasks that the API, the pages, the services and the worker share."""
 
 from batchapi.errors import task_not_found
-from batchapi.ids import id_key
+from batchapi.ids import find_by_id
 
 from .models import RUNNING_STATES, Task
 
 
 def find_task(job, task_id: str, *, only=None) -> Task | None:
     """Task `task_id` of `job` (ids are unique without regard to case), or None."""
-    tasks = Task.objects.filter(job=job, key=id_key(task_id))
-    if only:
-        tasks = tasks.only(*only)
-    task = tasks.first()
+    task = find_by_id(Task.objects.filter(job=job), task_id, only=only)
     if task is not None:
         task.job = job  # already loaded: no second query for it
     return task

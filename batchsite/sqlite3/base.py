@@ -6,11 +6,12 @@ folder (the data directory, by default) is made here, 0700, when a connection is
 opened: by `migrate` on a fresh clone, or by the test run for its test database.
 """
 
-import os
 from pathlib import Path
 
 from django.conf import settings
 from django.db.backends.sqlite3 import base
+
+from tasks.rundirs import make_private
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -20,7 +21,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             # The data directory is the service's alone, even one made by hand (a folder
             # of the operator's own choosing, elsewhere, is left as it is).
-            if folder == Path(settings.DATA_DIR) and folder.stat().st_mode & 0o077 \
-                    and folder.stat().st_uid == os.geteuid():
-                folder.chmod(0o700)
+            if folder == Path(settings.DATA_DIR):
+                make_private(folder)
         return super().get_new_connection(conn_params)

@@ -9,7 +9,7 @@ import logging
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from batchapi.errors import BatchError
+from batchapi.errors import BatchError, pool_being_deleted
 from batchapi.ids import id_key
 from jobs.transitions import move
 
@@ -82,8 +82,7 @@ def delete_pool(*, pool: Pool) -> None:
     """Delete Pool: the pool goes to `deleting` now; its nodes leave, then `purge_deleted_pools` removes it."""
     with transaction.atomic():
         if not move(Pool.objects.filter(pk=pool.pk), PoolState.DELETING, from_states=(PoolState.ACTIVE,)):
-            raise BatchError("PoolBeingDeleted", "The specified pool has been marked for deletion and is being "
-                             "deleted.", 409, {"PoolId": pool.batch_id})
+            raise pool_being_deleted(pool.batch_id)
 
 
 def purge_deleted_pools() -> int:
