@@ -53,6 +53,10 @@ def pool_not_found(pool_id: str) -> BatchError:
     return BatchError("PoolNotFound", "The specified pool does not exist.", 404, {"PoolId": pool_id})
 
 
+def node_not_found(node_id: str) -> BatchError:
+    return BatchError("NodeNotFound", "The specified node does not exist.", 404, {"NodeId": node_id})
+
+
 def pool_being_deleted(pool_id: str) -> BatchError:
     return BatchError("PoolBeingDeleted", "The specified pool has been marked for deletion and is being deleted.",
                       409, {"PoolId": pool_id})

@@ -307,7 +307,7 @@ def describe_batch(result, generator, request, public):
 
 
 # The URL patterns' names of path parameters, and Batch's.
-PATH_NAMES = {"pool_id": "poolId", "job_id": "jobId", "task_id": "taskId", "file_path": "filePath"}
+PATH_NAMES = {"pool_id": "poolId", "node_id": "nodeId", "job_id": "jobId", "task_id": "taskId", "file_path": "filePath"}
 
 
 # --- where it is served -------------------------------------------------------------------

@@ -5,12 +5,22 @@ from django.urls import path, re_path
 from batchapi.views import UnknownResourceView
 from jobs import api as jobs_api
 from pools import api as pools_api
+from pools import node_api
 from tasks import api as tasks_api
 
 urlpatterns = [
     path("pools", pools_api.PoolListView.as_view(), name="batch-pools"),
     path("pools/<str:pool_id>", pools_api.PoolDetailView.as_view(), name="batch-pool"),
     path("pools/<str:pool_id>/updateproperties", pools_api.PoolUpdatePropertiesView.as_view()),
+    path("pools/<str:pool_id>/resize", pools_api.PoolResizeView.as_view()),
+    path("pools/<str:pool_id>/stopresize", pools_api.PoolStopResizeView.as_view()),
+    path("pools/<str:pool_id>/removenodes", pools_api.PoolRemoveNodesView.as_view()),
+    path("pools/<str:pool_id>/nodes", node_api.NodeListView.as_view(), name="batch-nodes"),
+    path("pools/<str:pool_id>/nodes/<str:node_id>", node_api.NodeDetailView.as_view(), name="batch-node"),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/disablescheduling", node_api.NodeDisableSchedulingView.as_view()),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/enablescheduling", node_api.NodeEnableSchedulingView.as_view()),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/reboot", node_api.NodeRebootView.as_view()),
+    path("nodecounts", pools_api.NodeCountsView.as_view(), name="batch-node-counts"),
     path("jobs", jobs_api.JobListView.as_view(), name="batch-jobs"),
     path("jobs/<str:job_id>", jobs_api.JobDetailView.as_view(), name="batch-job"),
     path("jobs/<str:job_id>/terminate", jobs_api.JobTerminateView.as_view()),

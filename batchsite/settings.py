@@ -223,6 +223,8 @@ REST_FRAMEWORK = {
 # to logged-in users and token holders only. Only the paths below /batch are described
 # (batchapi.schema), relative to the account endpoint as Batch's own REST docs write them.
 SPECTACULAR_SETTINGS = {
+    # nodeDeallocationOption and nodeRebootOption take the same values: one enum, named so.
+    "ENUM_NAME_OVERRIDES": {"NodeDeallocationOptionEnum": "pools.bodies.DEALLOCATION"},
     "TITLE": "Batchsite Batch API",
     "DESCRIPTION": (
         "Azure Batch's REST API for jobs, tasks and task files, as Batchsite serves it. Paths are relative "
@@ -269,6 +271,17 @@ STORAGES = {
 BATCHSITE_SHARED_KEY_SKEW = timedelta(minutes=env_int("BATCHSITE_SHARED_KEY_SKEW_MINUTES", 15))
 # The account `make run` and the migrations create for jobs that have none.
 BATCHSITE_DEFAULT_ACCOUNT = env_str("BATCHSITE_DEFAULT_ACCOUNT", "batchsite")
+# --- Pools (pools/) ------------------------------------------------------------------
+# The pool a node started without --pool joins, and a job without poolInfo runs in;
+# `make run` has one node of BATCHSITE_WORKER_SLOTS slots in it.
+BATCHSITE_DEFAULT_POOL = env_str("BATCHSITE_DEFAULT_POOL", "local")
+BATCHSITE_WORKER_SLOTS = env_int("BATCHSITE_WORKER_SLOTS", 2)
+# A job that names a pool that does not exist gets one, made on this machine with one
+# node, so that the Azure tutorials' `--pool-id my-pool` just works. A deployment
+# that wants pools made only on purpose turns this off: such jobs' tasks then wait.
+BATCHSITE_AUTO_POOLS = env_bool("BATCHSITE_AUTO_POOLS", True)
+# The vmSize of the pools Batchsite makes itself.
+BATCHSITE_LOCAL_VM_SIZE = env_str("BATCHSITE_LOCAL_VM_SIZE", "standard_d2s_v3")
 # How long a completed task's directory is kept when its constraints say nothing
 # (the Batch default is 7 days).
 BATCHSITE_DEFAULT_RETENTION = timedelta(days=env_int("BATCHSITE_DEFAULT_RETENTION_DAYS", 7))

@@ -16,8 +16,9 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from batchapi.ids import id_key, key_prefix
+from pools.models import AGENT_STATES, ComputeNode
 from tasks import counts
-from tasks.models import Task, TaskResult, TaskState, Worker, WorkerState
+from tasks.models import Task, TaskResult, TaskState
 from tasks.node_tasks import status
 
 from .models import Job, JobState
@@ -87,8 +88,8 @@ def job_page(flt: JobFilter, size: int = PAGE_SIZE) -> tuple[list[JobRow], int |
 
 def unconfined_workers() -> list[str]:
     """Names of the live workers that run tasks without a sandbox: the jobs page warns of them."""
-    live = Worker.objects.filter(state__in=[WorkerState.RUNNING, WorkerState.STOPPING], confined=False,
-                                 heartbeat_at__gte=timezone.now() - settings.BATCHSITE_WORKER_TIMEOUT)
+    live = ComputeNode.objects.filter(state__in=AGENT_STATES, confined=False,
+                                      heartbeat_at__gte=timezone.now() - settings.BATCHSITE_WORKER_TIMEOUT)
     return list(live.order_by("name").values_list("name", flat=True)[:20])
 
 

@@ -95,6 +95,10 @@ class Job(StateTracked):
     common_environment_settings = models.JSONField(default=list, blank=True)
     metadata = models.JSONField(default=list, blank=True)
     pool_info = models.JSONField(default=dict, blank=True)
+    # The pool its tasks run in: poolInfo.poolId lower-cased (pool ids ignore case), or
+    # the default pool's. A key, not a link: a job may name a pool made after it, and
+    # outlives a pool deleted under it (its tasks then wait).
+    pool_key = models.CharField(max_length=64, blank=True, default="", editable=False)
     job_manager_task = models.JSONField(null=True, blank=True)
     job_preparation_task = models.JSONField(null=True, blank=True)
     job_release_task = models.JSONField(null=True, blank=True)
@@ -113,9 +117,9 @@ class Job(StateTracked):
             ),
         ]
         indexes = [
-            # The worker's first question: which active job, by priority, has work?
+            # The node's first question: which active job of its pool, by priority, has work?
             models.Index(
-                fields=["-priority", "id"], name="job_active_by_priority",
+                fields=["account", "pool_key", "-priority", "id"], name="job_active_in_pool",
                 condition=Q(state="active"),
             ),
             # Job lists filtered by state.

@@ -1,21 +1,24 @@
-"""The one place a job's or a task's state changes: a compare-and-set, with its bookkeeping.
+"""The one place a job's, a task's, a pool's or a node's state changes: a compare-and-set, with its bookkeeping.
 
 Every service moves rows through `move`: it updates only rows still in one of
 the expected states (and so acts on the row count, correct on SQLite and
 PostgreSQL alike), records the previous state and when it began, stamps
-`last_modified`, and, for tasks, changes the job's count rows by exactly the
-rows that moved, in the caller's transaction. Every change of the counts goes
-through `count`, which also nudges the job's live pages after commit. A test keeps
-job and task state updates out of every other module (tests/test_layout.py); the
-rows of workers and of preparation and release runs have states of their own,
-written by their services.
+`last_modified`, and, for tasks and nodes, changes the count rows (the job's task
+counts, the pool's node counts) by exactly the rows that moved, in the caller's
+transaction. Every change of the task counts goes through `count`, which also
+nudges the job's live pages after commit, and of the node counts through
+`count_nodes`. A test keeps state updates of these rows out of every other module
+(tests/test_layout.py); the rows of preparation and release runs have states of
+their own, written by their services.
 """
 
 from collections.abc import Iterable
 
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
+from pools import node_counts
+from pools.models import ComputeNode
 from tasks import counts
 from tasks.models import Task
 
@@ -40,6 +43,8 @@ def move(rows: QuerySet, to: str, *, from_states: Iterable[str], job_pk: int | N
         values["result"] = result
     stamp = dict(previous_state=F("state"), previous_state_transition_time=F("state_transition_time"),
                  state_transition_time=now, last_modified=now)
+    if rows.model is ComputeNode:
+        return _move_nodes(rows, to, from_states, {**stamp, **values})
     if rows.model is Job and job_pk is None:
         raise TypeError("move() moves one job: name it (job_pk), whose watchers are nudged")
     if rows.model is not Task:
@@ -67,6 +72,37 @@ def count(job_pk: int, delta: dict[str, float]) -> None:
     and nudge its watchers after commit. Adding and deleting tasks count through here too."""
     counts.apply(job_pk, delta)
     events.job_changed(job_pk)
+
+
+def count_nodes(pool_pk: int, dedicated: bool, delta: dict[str, int]) -> None:
+    """Change pool `pool_pk`'s node counts by `delta` ({state: change}), in the caller's transaction.
+    Nodes joining and leaving the pool count through here too."""
+    node_counts.apply(pool_pk, dedicated, delta)
+
+
+def remove_nodes(rows: QuerySet) -> int:
+    """Delete the node rows of `rows` (nodes that left their pool), counting each out of its pool."""
+    groups = rows.values_list("pool_id", "is_dedicated", "state").annotate(n=Count("pk")).order_by()
+    removed = 0
+    for pool_pk, dedicated, state, _ in groups:
+        n, _ = rows.filter(pool_id=pool_pk, is_dedicated=dedicated, state=state).delete()
+        if n:
+            count_nodes(pool_pk, dedicated, {state: -n})
+        removed += n
+    return removed
+
+
+def _move_nodes(rows: QuerySet, to: str, from_states: Iterable[str], values: dict) -> int:
+    """Nodes move group by group (pool, kind, state), so that each update knows what its rows counted as."""
+    groups = (rows.filter(state__in=list(from_states)).values_list("pool_id", "is_dedicated", "state")
+              .annotate(n=Count("pk")).order_by())
+    total = 0
+    for pool_pk, dedicated, state, _ in groups:
+        moved = rows.filter(pool_id=pool_pk, is_dedicated=dedicated, state=state).update(state=to, **values)
+        if moved and state != to:
+            count_nodes(pool_pk, dedicated, {state: -moved, to: moved})
+        total += moved
+    return total
 
 
 def _same_counts(states: Iterable[str]) -> list[list[str]]:

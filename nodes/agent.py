@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import close_old_connections
 
-from jobs.models import Job
+from pools import node_load
 from tasks import node_tasks
 from tasks import tokens as task_tokens
 from tasks.files import working_dir
@@ -25,11 +25,13 @@ from tasks.models import NodeTask, Task, TaskState
 from tasks.outcomes import wall_clock_expired
 from tasks.rundirs import prepare_run_directory
 from tasks.selectors import current_runs
-from tasks.services import node_task_runs, sweeps, workers
 from tasks.services import runs as task_runs
+from tasks.services import sweeps
 
-from .host import make_node_root_private, worker_start
+from .host import make_node_root_private
 from .identities import IdentityRefused
+from .membership import Membership, Orders
+from .preparation import PreparationAndRelease
 from .processes import Command, spawn, write_refusal
 from .reaping import become_subreaper
 from .sandbox import Containment
@@ -41,9 +43,11 @@ log = logging.getLogger("batchsite.worker")
 
 
 @dataclass
-class WorkerLoop:
+class WorkerLoop(PreparationAndRelease):
     name: str
-    slots: int = 1
+    slots: int | None = None  # tasks run at once; by default the pool's taskSlotsPerNode
+    pool: str = ""  # the pool it joins (default BATCHSITE_DEFAULT_POOL) of `account` (default account)
+    account: str = ""
     poll_interval: float = 0.5  # how often an idle worker asks for work
     check_interval: float = 1.0  # how often it asks whether its runs were ended elsewhere
     grace: float = 10.0  # how long a stopping worker lets its runs finish before requeueing them
@@ -54,12 +58,14 @@ class WorkerLoop:
         if self.containment is None:
             self.containment = Containment.for_worker()
         self.work = Slots()
-        self.stager = ThreadPoolExecutor(max_workers=max(2, self.slots), thread_name_prefix="staging")
+        self.stager = ThreadPoolExecutor(max_workers=max(2, self.slots or 2), thread_name_prefix="staging")
         self.stopping = False
         self.stop_deadline = None
         self.signals = StopSignals()
         self.next_claim = self.next_check = self.next_heartbeat = 0.0
         self.claimed_total = 0
+        self.rebooting = False  # asked to reboot: it claims nothing until its runs are over
+        self.membership = Membership(self.name, pool=self.pool, account=self.account, slots=self.slots)
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -69,7 +75,8 @@ class WorkerLoop:
         make_node_root_private()
         self.register()
         self.signals.install()
-        log.info("worker %s started with %d slot(s); tasks %s", self.name, self.slots, self.containment.describe())
+        log.info("node %s joined pool %s with %d slot(s); tasks %s", self.name, self.membership.pool_id,
+                 self.slots, self.containment.describe())
         try:
             while not self.finished():
                 self.step()
@@ -77,10 +84,9 @@ class WorkerLoop:
             self.shutdown()
             log.info("worker %s stopped (%d task runs)", self.name, self.claimed_total)
 
-    def register(self) -> None:  # raises workers.WorkerNameTaken while a live process has the name
-        start, is_dead = worker_start(self.name, self.slots, self.containment)
-        if requeued := workers.register_worker(start, predecessor_is_dead=is_dead):
-            log.warning("requeued %d task(s) left running by an earlier worker %s", requeued, self.name)
+    def register(self) -> None:
+        self.membership.join(self.containment)
+        self.slots = self.membership.slots
 
     def notice_signals(self, now: float) -> None:
         """The first signal stops claiming and gives the runs their grace; another ends the grace."""
@@ -88,7 +94,7 @@ class WorkerLoop:
         if new and not self.stopping:
             log.info("stopping: no new tasks; %d running get %.0fs to finish", self.busy(), self.grace)
             self.stopping, self.stop_deadline = True, now + self.grace
-            workers.mark_stopping(self.name)
+            self.membership.start_leaving()
             new -= 1
         if new:
             log.warning("second signal: requeueing running tasks now")
@@ -107,7 +113,7 @@ class WorkerLoop:
     def shutdown(self) -> None:
         self.abandon_runs()
         self.stager.shutdown(wait=False, cancel_futures=True)
-        workers.mark_stopped(self.name)
+        self.membership.leave()
         sweeps.settle_jobs()  # jobs that waited for this worker's release task need not wait any more
 
     def abandon_runs(self) -> None:
@@ -144,15 +150,18 @@ class WorkerLoop:
             # The worker keeps one connection between heartbeats (opening one per claim
             # cost SQLite's pragmas every time); here it drops a connection that broke.
             close_old_connections()
-            workers.heartbeat(self.name)
+            self.obey(self.membership.beat(self.load()), now)
             sweeps.sweep()
+        if self.rebooting and not self.active():
+            self.rebooting = False
+            self.membership.rebooted()
         if self.stopping:
             if now >= self.stop_deadline:
                 self.abandon_runs()
             else:
                 self.wait(min(0.2, self.stop_deadline - now))
             return
-        if self.busy() < self.slots and now >= self.next_claim:
+        if self.busy() < self.slots and now >= self.next_claim and not self.rebooting:
             if self.claim_and_launch() == 0:
                 self.next_claim = now + self.poll_interval
                 if self.exit_when_idle and not self.active():
@@ -163,6 +172,21 @@ class WorkerLoop:
             else:
                 return  # there may be more: claim again before sleeping
         self.wait(self.timeout(now))
+
+    def obey(self, orders: Orders, now: float) -> None:
+        """Leave the pool, or reboot, when asked: runs the service ended are killed now
+        (requeue, terminate); others (taskcompletion, retaineddata) are waited for."""
+        if orders.leave and not self.stopping:
+            log.info("node %s is leaving its pool; %d run(s) %s", self.name, self.busy(),
+                     "end now" if orders.at_once else "may finish")
+            self.stopping, self.stop_deadline = True, now if orders.at_once else float("inf")
+        if orders.reboot and not self.rebooting:
+            self.rebooting = True
+            if orders.at_once:
+                self.abandon_runs()
+
+    def load(self) -> node_load.Load:
+        return node_load.Load(tasks=self.busy(), slots=self.busy())
 
     def timeout(self, now: float) -> float:
         moments = [self.next_check, self.next_heartbeat]
@@ -185,7 +209,7 @@ class WorkerLoop:
     # --- from claim to record ------------------------------------------------------
 
     def claim_and_launch(self) -> int:
-        claim = task_runs.claim_tasks(node_id=self.name, limit=self.slots - self.busy())
+        claim = task_runs.claim_tasks(node_id=self.name, limit=self.slots - self.busy(), holding=self.load())
         waiting = [task for task in claim if task.state == TaskState.PREPARING]
         for task in waiting:  # before the preparation starts: one that ends at once finds them
             self.work.add(Work(task, Phase.WAITING))
@@ -281,12 +305,11 @@ class WorkerLoop:
             usage = work.run.usage if work.run else None
             self.record([task_runs.RunEnd(work.row, work.attempt, exit_code, failure, usage)])
 
-    @staticmethod
-    def record(ended: list[task_runs.RunEnd]) -> None:
-        """The ends of runs, in one transaction."""
+    def record(self, ended: list[task_runs.RunEnd]) -> None:
+        """The ends of runs, in one transaction, with what the node still runs."""
         if not ended:
             return
-        for end, outcome in zip(ended, task_runs.finish_tasks(ended)):
+        for end, outcome in zip(ended, task_runs.finish_tasks(ended, node_id=self.name, holding=self.load())):
             log.info("task %s/%s exited %s: %s", end.task.job.batch_id, end.task.batch_id, end.exit_code,
                      outcome or "no longer ours")
 
@@ -313,32 +336,3 @@ class WorkerLoop:
             else:
                 work.cancelled = True
                 work.run.kill()
-
-    # --- the job's preparation and release tasks -------------------------------------
-
-    def start_due_releases(self) -> None:
-        for job in node_tasks.releases_due(self.name):
-            if not self.work.holds(node_task_key(job.pk, node_tasks.RELEASE)):
-                self.launch_node_task(job, node_tasks.RELEASE)
-
-    def launch_node_task(self, job: Job, kind: str) -> None:
-        row = node_task_runs.start(job, self.name, kind)
-        self.launch(row, Command.of_node_task(job, self.name, kind))
-
-    def node_task_ended(self, row: NodeTask, exit_code: int | None, failure: dict | None) -> None:
-        job = row.job
-        outcome = node_task_runs.finish(row, row.attempt, exit_code, failure)
-        log.info("job %s: %s task exited %s: %s", job.batch_id, row.kind, exit_code, outcome or "no longer ours")
-        if row.kind != node_tasks.PREPARATION:
-            return
-        if outcome == "retried":
-            self.launch_node_task(job, row.kind)
-            return
-        waiting = self.work.waiting_for(job.pk)
-        for work in waiting:
-            self.work.remove(work)
-        if outcome == "succeeded":
-            for task in task_runs.start_prepared_tasks([work.row for work in waiting]):
-                self.launch(task, Command.of_task(task))
-        elif waiting:  # failed for good (or no longer ours): the tasks go back for other workers
-            task_runs.requeue_tasks(node_id=self.name, attempts={work.row.pk: work.attempt for work in waiting})

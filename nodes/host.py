@@ -9,9 +9,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from tasks.models import Worker
+from pools.models import ComputeNode
+from pools.services.nodes import NodeStart
 from tasks.rundirs import make_private
-from tasks.services.workers import WorkerStart
 
 log = logging.getLogger("batchsite.worker")
 
@@ -30,8 +30,8 @@ def process_key(pid: int) -> str:
     return f"{boot}/{namespace}/{pid}/{started}"
 
 
-def predecessor_is_dead(worker: Worker, hostname: str) -> bool:
-    """Whether the process a Worker row names has provably ended: it ran on this host, in
+def predecessor_is_dead(worker: ComputeNode, hostname: str) -> bool:
+    """Whether the agent process a node row names has provably ended: it ran on this host, in
     this boot and PID namespace, and no process of its pid and start time lives.
 
     A worker restarted by a supervisor right after a crash may then take its name at
@@ -55,12 +55,29 @@ def make_node_root_private() -> None:
             log.warning("%s is open to others and not ours to close: %s can be read there", folder, holds)
 
 
-def worker_start(name: str, slots: int, containment) -> tuple[WorkerStart, Callable[[Worker], bool]]:
-    """Who a starting worker is, for its row; and how to tell that an earlier process of its name is gone."""
+def node_start(name: str, containment, *, account: str = "", pool: str = "",
+               slots: int | None = None) -> tuple[NodeStart, Callable[[ComputeNode], bool]]:
+    """Who a starting node is, for its row; and how to tell that an earlier process of its name is gone."""
     hostname = socket.gethostname()
-    start = WorkerStart(name=name, hostname=hostname, pid=os.getpid(), slots=slots, confined=containment.confined,
-                        containment=containment.describe(), process_key=process_key(os.getpid()))
+    start = NodeStart(name=name, hostname=hostname, pid=os.getpid(), slots=slots, confined=containment.confined,
+                      containment=containment.describe(), process_key=process_key(os.getpid()),
+                      account=account, pool=pool, ip_address=ip_address(), agent_version=AGENT_VERSION)
     return start, partial(predecessor_is_dead, hostname=hostname)
+
+
+AGENT_VERSION = "batchsite-1"
+
+
+def ip_address() -> str:
+    """The address other machines reach this one at (the one its default route leaves from)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent, the kernel only picks a route
+        return probe.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        probe.close()
 
 
 def default_name() -> str:

@@ -5,7 +5,7 @@ from django.contrib import admin
 
 from jobs.admin_actions import ServiceActions, service_action
 
-from .models import Pool
+from .models import ComputeNode, Pool
 from .services import lifecycle
 
 delete = service_action(lifecycle.delete_pool, name="delete", description="Delete selected pools",
@@ -29,3 +29,22 @@ class PoolAdmin(ServiceActions, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # the `delete` action above, through the service
+
+
+@admin.register(ComputeNode)
+class ComputeNodeAdmin(admin.ModelAdmin):
+    list_display = ("name", "pool", "state", "scheduling_state", "running_tasks_count", "slots", "hostname", "pid",
+                    "confined", "heartbeat_at")
+    list_filter = ("state", "scheduling_state", "confined", "pool")
+    search_fields = ("name", "hostname")
+    list_select_related = ("pool",)
+    readonly_fields = [field.name for field in ComputeNode._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # nodes join their pool from their agent (`manage.py worker`)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

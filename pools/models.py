@@ -56,6 +56,8 @@ class Pool(StateTracked):
                                         default=AllocationState.STEADY)
     allocation_state_transition_time = models.DateTimeField()
     resize_errors = models.JSONField(default=list, blank=True)
+    # What the nodes a resize lets go do with their running tasks (nodeDeallocationOption).
+    resize_deallocation = models.CharField(max_length=16, blank=True, default="requeue")
     enable_auto_scale = models.BooleanField(default=False)
     auto_scale_formula = models.TextField(blank=True, default="")
     auto_scale_evaluation_interval = models.DurationField(null=True, blank=True)
@@ -65,6 +67,12 @@ class Pool(StateTracked):
     # networkConfiguration, mountConfiguration, userAccounts, ...): kept as sent and
     # returned, so an Azure pool definition round-trips; no node here acts on them.
     azure_settings = models.JSONField(default=dict, blank=True)
+
+    # Which provider makes its nodes (the allocator's `pools.providers`): "local" starts
+    # worker processes on this machine.
+    provider = models.CharField(max_length=16, default="local")
+    # A pool Batchsite made itself because a job named it (BATCHSITE_AUTO_POOLS): for which job.
+    made_for_job = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -77,3 +85,126 @@ class Pool(StateTracked):
 
     def __str__(self) -> str:
         return self.batch_id
+
+
+class NodeState(models.TextChoices):
+    """Batch's compute node states; the ones a node here can be in."""
+
+    CREATING = "creating"  # the provider is making it (a process starting, a pilot job queued)
+    STARTING = "starting"  # made, its agent not yet reporting
+    WAITING_FOR_START_TASK = "waitingforstarttask"  # its start task runs, and must succeed first
+    START_TASK_FAILED = "starttaskfailed"  # that start task failed: no task is scheduled here
+    IDLE = "idle"
+    RUNNING = "running"  # runs at least one task
+    OFFLINE = "offline"  # scheduling disabled, and nothing left running
+    UNUSABLE = "unusable"
+    UNKNOWN = "unknown"  # its heartbeat stopped: lost, its tasks requeued
+    LEAVING_POOL = "leavingpool"  # removed or stopping: it takes no task and goes once empty
+    REBOOTING = "rebooting"
+    PREEMPTED = "preempted"
+
+
+# The states in which a node's agent is alive and beats its heartbeat.
+AGENT_STATES = (NodeState.WAITING_FOR_START_TASK, NodeState.START_TASK_FAILED, NodeState.IDLE, NodeState.RUNNING,
+                NodeState.OFFLINE, NodeState.LEAVING_POOL, NodeState.REBOOTING)
+# The states in which a node takes tasks (its scheduling state must also be enabled).
+SCHEDULABLE_STATES = (NodeState.IDLE, NodeState.RUNNING)
+
+
+class SchedulingState(models.TextChoices):
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+
+
+class ComputeNode(StateTracked):
+    """A compute node of a pool: one `manage.py worker` process, the node agent.
+
+    Its id (`name`) is unique across pools, as the task rows and the job's
+    preparation and release rows name the node they ran on. The row lives while the
+    node is in its pool: a node that leaves is deleted, as Batch forgets it; one whose
+    heartbeat stopped stays, `unknown`, until it is removed or comes back.
+    """
+
+    pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="nodes")
+    name = models.CharField("id", max_length=128, unique=True)
+    state = models.CharField(max_length=24, choices=NodeState.choices, default=NodeState.CREATING)
+    previous_state = models.CharField(max_length=24, choices=NodeState.choices, blank=True, default="")
+    scheduling_state = models.CharField(max_length=16, choices=SchedulingState.choices,
+                                        default=SchedulingState.ENABLED)
+    is_dedicated = models.BooleanField(default=True)
+    vm_size = models.CharField(max_length=64)
+    slots = models.IntegerField()
+    # Who made it: the allocator's provider (which then owns its end), or a person who
+    # started `manage.py worker --pool` by hand ("", never stopped by the allocator).
+    provider = models.CharField(max_length=16, blank=True, default="")
+    provider_handle = models.CharField(max_length=128, blank=True, default="")  # a pid, a Slurm job id
+
+    allocation_time = models.DateTimeField()
+    last_boot_time = models.DateTimeField(null=True, blank=True)
+    ip_address = models.CharField(max_length=64, blank=True, default="")
+    total_tasks_run = models.BigIntegerField(default=0)
+    total_tasks_succeeded = models.BigIntegerField(default=0)
+    # What the node runs now, as its agent reports it with each claim, run end and heartbeat.
+    running_tasks_count = models.IntegerField(default=0)
+    running_task_slots_count = models.IntegerField(default=0)
+    start_task_info = models.JSONField(null=True, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    # What a leaving node does with its running tasks (nodeDeallocationOption), once asked to leave.
+    deallocation = models.CharField(max_length=16, blank=True, default="")
+
+    # The agent process: which one it is, whether it lives, how it confines tasks.
+    hostname = models.CharField(max_length=255, blank=True, default="")
+    pid = models.IntegerField(null=True, blank=True)
+    process_key = models.CharField(max_length=120, blank=True, default="")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    confined = models.BooleanField(default=True)
+    containment = models.CharField(max_length=200, blank=True, default="")
+    agent_version = models.CharField(max_length=32, blank=True, default="")
+    # What the heartbeat last said of the host (cpu %, memory %, load): the node page's chart.
+    usage = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["pool", "name"], name="node_in_pool"),
+            # Finding lost nodes: agents whose heartbeat is old.
+            models.Index(fields=["heartbeat_at"], name="node_agent_heartbeat",
+                         condition=Q(state__in=[s.value for s in AGENT_STATES])),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def takes_tasks(self) -> bool:
+        return self.state in SCHEDULABLE_STATES and self.scheduling_state == SchedulingState.ENABLED
+
+
+class NodeCountShard(models.Model):
+    """One of a few rows per (pool, dedicated or not) whose sums are the pool's nodes by state.
+
+    As the task counts (`tasks.models.TaskCountShard`): changed only by
+    `jobs.transitions`, in the transaction that changes the node rows, on a shard
+    picked at random; only the sums mean anything.
+    """
+
+    pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="node_count_shards")
+    is_dedicated = models.BooleanField()
+    shard = models.SmallIntegerField()
+    creating = models.IntegerField(default=0)
+    starting = models.IntegerField(default=0)
+    waitingforstarttask = models.IntegerField(default=0)
+    starttaskfailed = models.IntegerField(default=0)
+    idle = models.IntegerField(default=0)
+    running = models.IntegerField(default=0)
+    offline = models.IntegerField(default=0)
+    unusable = models.IntegerField(default=0)
+    unknown = models.IntegerField(default=0)
+    leavingpool = models.IntegerField(default=0)
+    rebooting = models.IntegerField(default=0)
+    preempted = models.IntegerField(default=0)
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pool", "is_dedicated", "shard"], name="node_count_shard_unique"),
+        ]

@@ -2,14 +2,17 @@
 what each operation of pools.api takes and answers (batchapi.schema has the shared parts)."""
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from batchapi.schema import (
     CONDITIONS,
     FILTER,
     NAME_VALUE,
     PAGE,
+    PATH,
+    QUERY,
     SELECT,
+    SKIPTOKEN,
     array,
     boolean,
     component,
@@ -25,8 +28,10 @@ from batchapi.schema import (
     string,
 )
 
-from .models import AllocationState, NodeFillType, PoolState
+from .bodies import NodeDisableSchedulingSerializer, NodeRebootSerializer, NodeRemoveSerializer, PoolResizeSerializer
+from .models import AllocationState, NodeFillType, NodeState, PoolState, SchedulingState
 from .serializers import (
+    COUNT_NAMES,
     MAX_SLOTS_PER_NODE,
     PoolAddSerializer,
     PoolPatchSerializer,
@@ -36,6 +41,8 @@ from .serializers import (
 
 TAG = "Pools"
 POOL_ID = path_id("pool_id", "pool")
+# A node's id is its worker's --name (by default host name and pid): dots may be in it, so no Batch id pattern.
+NODE_ID = OpenApiParameter("node_id", str, PATH, required=True, description="The compute node's id.")
 ANY_OBJECT = {"type": "object", "additionalProperties": {}}
 ANY_LIST = {"type": "array", "items": {}}
 
@@ -97,3 +104,57 @@ UPDATE_POOL_PROPERTIES = operation(
 DELETE_POOL = operation("Pool_Delete", "Delete a pool: its nodes leave, then it is gone", tag=TAG,
                         parameters=[POOL_ID, *CONDITIONS], ok={202: None}, errors=(404, 409, 412),
                         conflicts=DELETING)
+
+
+TASK_EXECUTION = obj({
+    "startTime": moment(), "endTime": moment(), "exitCode": integer(), "result": enum(["success", "failure"]),
+    "failureInfo": ANY_OBJECT, "retryCount": integer(), "lastRetryTime": moment(), "requeueCount": integer(),
+    "lastRequeueTime": moment()})
+NODE = component("ComputeNode", obj({
+    "id": string(), "url": string(format="uri"), "state": enum(NodeState.values),
+    "schedulingState": enum(SchedulingState.values), "stateTransitionTime": moment(), "lastBootTime": moment(),
+    "allocationTime": moment(), "ipAddress": string(), "affinityId": string(), "vmSize": string(),
+    "totalTasksRun": integer(), "totalTasksSucceeded": integer(), "runningTasksCount": integer(),
+    "runningTaskSlotsCount": integer(),
+    "recentTasks": array(obj({"taskUrl": string(format="uri"), "jobId": string(), "taskId": string(),
+                              "taskState": string(), "executionInfo": TASK_EXECUTION}),
+                         "Its newest task runs (at most 5): on Get Node, and on List when $select names them."),
+    "startTask": ANY_OBJECT, "startTaskInfo": ANY_OBJECT, "errors": ANY_LIST, "isDedicated": boolean(),
+    "nodeAgentInfo": obj({"version": string(), "lastUpdateTime": moment()}),
+}, description="A compute node of a pool, as Get and List Compute Nodes return it ($select may leave properties "
+               "out)."))
+COUNTS = component("NodeCounts", obj({name: integer(minimum=0) for name in [*COUNT_NAMES, "total"]},
+                                     required=(*COUNT_NAMES, "total")))
+POOL_NODE_COUNTS = component("PoolNodeCounts", obj({"poolId": string(), "dedicated": COUNTS, "lowPriority": COUNTS},
+                                                   required=("poolId", "dedicated", "lowPriority")))
+NODE_COUNTS_PAGE = OpenApiParameter("maxresults", int, QUERY,
+                                    description="At most this many pools a page (1-1000; 10).")
+
+LIST_NODES = operation("ComputeNode_List", "List a pool's compute nodes", tag=TAG,
+                       parameters=[POOL_ID, FILTER, SELECT, *PAGE], ok={200: listing("ComputeNodeList", NODE)},
+                       errors=(404,))
+GET_NODE = operation("ComputeNode_Get", "Get a compute node", tag=TAG, parameters=[POOL_ID, NODE_ID, SELECT],
+                     ok={200: NODE}, errors=(404,), etag=True)
+LIST_POOL_NODE_COUNTS = operation(
+    "Account_ListPoolNodeCounts", "Count each pool's compute nodes by state", tag=TAG,
+    parameters=[FILTER, NODE_COUNTS_PAGE, SKIPTOKEN], ok={200: listing("PoolNodeCountsList", POOL_NODE_COUNTS)})
+
+RESIZING = "PoolBeingResized: the pool is resizing (wait until it is steady, or stop the resize); " + DELETING
+RESIZE_POOL = operation("Pool_Resize", "Change a pool's target nodes; the allocator makes it so", tag=TAG,
+                        request=PoolResizeSerializer, parameters=[POOL_ID, *CONDITIONS], ok={202: None},
+                        errors=(404, 409, 412, 413, 415), conflicts=RESIZING, etag=True)
+STOP_RESIZE = operation("Pool_StopResize", "Stop a pool's resize where it is", tag=TAG,
+                        parameters=[POOL_ID, *CONDITIONS], ok={202: None}, errors=(404, 409, 412), conflicts=DELETING,
+                        etag=True)
+REMOVE_NODES = operation("Pool_RemoveNodes", "Remove nodes from a pool (its target shrinks by as many)", tag=TAG,
+                         request=NodeRemoveSerializer, parameters=[POOL_ID, *CONDITIONS], ok={202: None},
+                         errors=(404, 409, 412, 413, 415), conflicts=RESIZING, etag=True)
+NODE_BUSY = "OperationInvalidForCurrentState: the node cannot do that in its state."
+DISABLE_SCHEDULING = operation(
+    "ComputeNode_DisableScheduling", "Schedule no more tasks on a node; it is offline once empty", tag=TAG,
+    request=NodeDisableSchedulingSerializer, parameters=[POOL_ID, NODE_ID], ok={200: None}, errors=(404, 413, 415))
+ENABLE_SCHEDULING = operation("ComputeNode_EnableScheduling", "Schedule tasks on a node again", tag=TAG,
+                              parameters=[POOL_ID, NODE_ID], ok={200: None}, errors=(404,))
+REBOOT_NODE = operation("ComputeNode_Reboot", "Restart a node's agent; its start task runs again", tag=TAG,
+                        request=NodeRebootSerializer, parameters=[POOL_ID, NODE_ID], ok={202: None},
+                        errors=(404, 409, 413, 415), conflicts=NODE_BUSY)

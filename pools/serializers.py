@@ -1,6 +1,7 @@
 """Pools on the wire: the Add Pool, Patch Pool and Update Properties bodies in, the pool resource out."""
 
 from datetime import timedelta
+from urllib.parse import quote
 
 from rest_framework import serializers
 
@@ -19,9 +20,10 @@ from batchapi.fields import (
 from batchapi.odata import Prop
 from batchapi.resources import render, selected_columns, tracked_properties
 from batchapi.wire import drop_none, duration, iso
-from tasks.serializers import NodeTaskSerializer
+from tasks.serializers import NodeTaskSerializer, execution_info
 
-from .models import AllocationState, NodeFillType, Pool, PoolState
+from . import node_counts
+from .models import AllocationState, ComputeNode, NodeFillType, NodeState, Pool, PoolState
 
 MAX_SLOTS_PER_NODE = 256  # Batch's: min(4 x the node's cores, 256)
 MIN_RESIZE_TIMEOUT = timedelta(minutes=5)  # "less than 5 minutes ... returns an error" (Batch REST docs)
@@ -169,9 +171,9 @@ PROPERTIES = {
     "vmSize": (("vm_size",), lambda p, ctx: p.vm_size),
     "resizeTimeout": (("resize_timeout",), lambda p, ctx: duration(p.resize_timeout)),
     "resizeErrors": (("resize_errors",), lambda p, ctx: p.resize_errors or None),
-    # No node joins a pool yet: the current counts are what exists, none.
-    "currentDedicatedNodes": ((), lambda p, ctx: 0),
-    "currentLowPriorityNodes": ((), lambda p, ctx: 0),
+    # From the count rows (`current_nodes` reads them for a page of pools at once), never the node rows.
+    "currentDedicatedNodes": ((), lambda p, ctx: ctx["node_counts"][p.pk][0].total),
+    "currentLowPriorityNodes": ((), lambda p, ctx: ctx["node_counts"][p.pk][1].total),
     "targetDedicatedNodes": (("target_dedicated_nodes",), lambda p, ctx: p.target_dedicated_nodes),
     "targetLowPriorityNodes": (("target_low_priority_nodes",), lambda p, ctx: p.target_low_priority_nodes),
     "enableAutoScale": (("enable_auto_scale",), lambda p, ctx: p.enable_auto_scale),
@@ -208,5 +210,91 @@ def columns(select: list[str] | None) -> list[str]:
     return sorted({"pk", *selected_columns(PROPERTIES, select)})
 
 
-def pool_to_wire(pool: Pool, *, base: str, select: list[str] | None = None) -> dict:
-    return drop_none(render(PROPERTIES, pool, {"base": base}, select))
+def current_nodes(pools: list[Pool], select: list[str] | None) -> dict:
+    """The node counts `pool_to_wire` needs for these pools: one query, none when $select leaves them out."""
+    if select is not None and not {"currentDedicatedNodes", "currentLowPriorityNodes"} & set(select):
+        return {}
+    return node_counts.read_many([p.pk for p in pools])
+
+
+def pool_to_wire(pool: Pool, *, base: str, counts: dict, select: list[str] | None = None) -> dict:
+    """`counts`: the node counts as `current_nodes` read them."""
+    return drop_none(render(PROPERTIES, pool, {"base": base, "node_counts": counts}, select))
+
+
+# A compute node on the wire (List / Get Compute Node). Its affinityId is its id: Batch's is an
+# opaque string a task's affinityInfo names, and a task's nodeInfo gives the same (tasks.serializers).
+NODE_PROPERTIES = {
+    "id": (("name",), lambda n, ctx: n.name),
+    "url": (("name",), lambda n, ctx: f"{ctx['base']}/pools/{ctx['pool_id']}/nodes/{quote(n.name, safe='')}"),
+    "state": (("state",), lambda n, ctx: n.state),
+    "schedulingState": (("scheduling_state",), lambda n, ctx: n.scheduling_state),
+    "stateTransitionTime": (("state_transition_time",), lambda n, ctx: iso(n.state_transition_time)),
+    "lastBootTime": (("last_boot_time",), lambda n, ctx: iso(n.last_boot_time)),
+    "allocationTime": (("allocation_time",), lambda n, ctx: iso(n.allocation_time)),
+    "ipAddress": (("ip_address",), lambda n, ctx: n.ip_address or None),
+    "affinityId": (("name",), lambda n, ctx: n.name),
+    "vmSize": (("vm_size",), lambda n, ctx: n.vm_size),
+    "totalTasksRun": (("total_tasks_run",), lambda n, ctx: n.total_tasks_run),
+    "totalTasksSucceeded": (("total_tasks_succeeded",), lambda n, ctx: n.total_tasks_succeeded),
+    "runningTasksCount": (("running_tasks_count",), lambda n, ctx: n.running_tasks_count),
+    "runningTaskSlotsCount": (("running_task_slots_count",), lambda n, ctx: n.running_task_slots_count),
+    # Read apart, in one query (`recent_tasks` in ctx): absent where they were not read.
+    "recentTasks": ((), lambda n, ctx: [recent_task(t, ctx) for t in ctx["recent_tasks"].get(n.name, ())] or None),
+    "startTask": ((), lambda n, ctx: ctx["start_task"]),  # the pool's: every node of it runs the same
+    "startTaskInfo": (("start_task_info",), lambda n, ctx: n.start_task_info),
+    "errors": (("errors",), lambda n, ctx: n.errors or None),
+    "isDedicated": (("is_dedicated",), lambda n, ctx: n.is_dedicated),
+    "nodeAgentInfo": (("agent_version", "heartbeat_at"), lambda n, ctx: drop_none({
+        "version": n.agent_version or None, "lastUpdateTime": iso(n.heartbeat_at)}) or None),
+}
+NODE_NESTED = {
+    "nodeAgentInfo": {"version", "lastUpdateTime"},
+    "startTaskInfo": {"state", "startTime", "endTime", "exitCode", "containerInfo", "failureInfo", "retryCount",
+                      "lastRetryTime", "result"},
+}
+NODE_FILTERS = {"state": Prop("state", "enum", choices=tuple(NodeState.values))}
+# The columns of its pool that rendering a node reads.
+NODE_POOL_COLUMNS = ("pk", "batch_id", "key", "start_task")
+
+
+def node_columns(select: list[str] | None) -> list[str]:
+    """The node columns a response with this $select reads (and last_modified, for its ETag)."""
+    return sorted({"pk", "last_modified", *selected_columns(NODE_PROPERTIES, select)})
+
+
+def node_context(pool: Pool, *, base: str, recent_tasks: dict | None = None) -> dict:
+    """What rendering a node of `pool` needs; `recent_tasks` ({node id: tasks, newest first}) when read."""
+    return {"base": base, "pool_id": pool.batch_id, "start_task": pool.start_task, "recent_tasks": recent_tasks or {}}
+
+
+def recent_task(task, ctx: dict) -> dict:
+    job_id = task.job.batch_id
+    return {"taskUrl": f"{ctx['base']}/jobs/{job_id}/tasks/{task.batch_id}", "jobId": job_id,
+            "taskId": task.batch_id, "taskState": task.state, "executionInfo": execution_info(task)}
+
+
+def node_to_wire(node: ComputeNode, *, ctx: dict, select: list[str] | None = None) -> dict:
+    return drop_none(render(NODE_PROPERTIES, node, ctx, select))
+
+
+# List Pool Node Counts: Batch's camelCase name of each count, and the state it counts
+# (states no node here is ever in count 0).
+COUNT_NAMES = {
+    "creating": "creating", "idle": "idle", "offline": "offline", "preempted": "preempted",
+    "rebooting": "rebooting", "reimaging": "reimaging", "running": "running", "starting": "starting",
+    "startTaskFailed": "starttaskfailed", "leavingPool": "leavingpool", "unknown": "unknown",
+    "unusable": "unusable", "waitingForStartTask": "waitingforstarttask", "upgradingOS": "upgradingos",
+    "deallocated": "deallocated", "deallocating": "deallocating",
+}
+NODE_COUNTS_FILTERS = {"poolId": Prop("key", "string")}
+
+
+def counts_to_wire(counts: node_counts.NodeCounts) -> dict:
+    return {**{name: counts.of(state) for name, state in COUNT_NAMES.items()}, "total": counts.total}
+
+
+def pool_node_counts_to_wire(pool: Pool, counts: tuple[node_counts.NodeCounts, node_counts.NodeCounts]) -> dict:
+    dedicated, low_priority = counts
+    return {"poolId": pool.batch_id, "dedicated": counts_to_wire(dedicated),
+            "lowPriority": counts_to_wire(low_priority)}

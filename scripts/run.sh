@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Start the web server (daphne) and one worker; Ctrl-C stops both.
-# The worker sandboxes its tasks (bubblewrap); where that cannot be had it still
-# starts (--allow-unconfined), and says so loudly: a first run never fails for want of it.
+# Start the web server (daphne) and the allocator, which starts the default pool's node
+# (a worker, BATCHSITE_WORKER_SLOTS slots) and the nodes of every pool made since; Ctrl-C
+# stops them all. Workers sandbox their tasks (bubblewrap); where that cannot be had they
+# still start (--allow-unconfined), and say so loudly: a first run never fails for want of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -16,13 +17,13 @@ echo "  admin:       http://$HOST:$PORT/admin/"
 echo "  Batch API:   http://$HOST:$PORT/batch  (the account endpoint: azure-batch SDK / az batch with the"
 echo "               account name and key above, or curl -H 'Authorization: Token ...' http://$HOST:$PORT/batch/jobs)"
 echo "  demo job:    $PY manage.py demo   (in another terminal: a few hundred tasks to watch run)"
-echo "  Ctrl-C stops the server and the worker."
+echo "  pools:       the default pool 'local' has one node; 'az batch pool resize' (or a new pool) starts more"
+echo "  Ctrl-C stops the server, the allocator and its nodes."
 echo
 
 $PY -m daphne -b "$HOST" -p "$PORT" batchsite.asgi:application &
 web=$!
-$PY manage.py worker --name "${BATCHSITE_WORKER_NAME:-$(hostname)-worker}" --slots "${BATCHSITE_WORKER_SLOTS:-2}" --grace 5 \
-  --allow-unconfined &
+$PY manage.py allocator --allow-unconfined --worker-arg=--grace=5 &
 worker=$!
 
 stopped=0

@@ -7,7 +7,7 @@ from django.contrib import admin
 from batchapi.errors import BatchError
 from jobs.admin_actions import ServiceActions, service_action
 
-from .models import NodeTask, Task, Worker
+from .models import NodeTask, Task
 from .services import actions, adding
 
 EXECUTION_FIELDS = ("state", "state_transition_time", "previous_state", "start_time", "end_time", "exit_code",
@@ -115,14 +115,4 @@ class NodeTaskAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(Worker)
-class WorkerAdmin(admin.ModelAdmin):
-    list_display = ("name", "hostname", "pid", "slots", "state", "confined", "started_at", "heartbeat_at")
-    list_filter = ("state", "confined")
-    readonly_fields = [f.name for f in Worker._meta.fields]
-
-    def has_add_permission(self, request):
         return False

@@ -1,4 +1,4 @@
-"""Tasks, their per-job count rows, and the workers that run them.
+"""Tasks, their per-job count rows, and the runs of a job's preparation and release tasks on nodes.
 
 Nothing here changes state: the services (`tasks.services`) own every write,
 through `jobs.transitions.move`, which keeps the count rows exact in the same
@@ -134,6 +134,9 @@ class Task(StateTracked):
             # The retention sweep: directories due for removal, oldest first.
             models.Index(fields=["files_expire_at"], name="task_files_expiring",
                          condition=Q(files_expire_at__isnull=False, files_removed_at__isnull=True)),
+            # A node's recent tasks (Get Node's recentTasks), newest first.
+            models.Index(fields=["node_id", "-start_time"], name="task_recent_on_node",
+                         condition=Q(start_time__isnull=False)),
             # Requeueing the running tasks of a dead worker; a worker's check of its runs.
             models.Index(
                 fields=["node_id"], name="task_running_on_node",
@@ -247,41 +250,6 @@ class CountSample(models.Model):
             # Thinning: the samples of a resolution older than its cutoff.
             models.Index(fields=["level", "at"], name="count_sample_level_at"),
         ]
-
-
-class WorkerState(models.TextChoices):
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-
-
-class Worker(models.Model):
-    """A `manage.py worker` process: Batch's compute node."""
-
-    name = models.CharField(max_length=128, unique=True)
-    hostname = models.CharField(max_length=255)
-    pid = models.IntegerField()
-    slots = models.IntegerField()
-    state = models.CharField(max_length=16, choices=WorkerState.choices, default=WorkerState.RUNNING)
-    started_at = models.DateTimeField()
-    heartbeat_at = models.DateTimeField()
-    # Whether its tasks run sandboxed, and how (nodes.sandbox); an unconfined worker is
-    # shown as such wherever workers are.
-    confined = models.BooleanField(default=True)
-    containment = models.CharField(max_length=200, blank=True, default="")
-    # Which process it is: boot, PID namespace, pid and start time (nodes.host.process_key).
-    # A pid alone does not say: two containers may share a host name, and pids are reused.
-    process_key = models.CharField(max_length=120, blank=True, default="")
-
-    class Meta:
-        indexes = [
-            # Finding dead workers: running ones whose heartbeat is old.
-            models.Index(fields=["heartbeat_at"], name="worker_running_heartbeat",
-                         condition=Q(state__in=["running", "stopping"])),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class NodeTaskKind(models.TextChoices):

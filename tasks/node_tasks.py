@@ -29,8 +29,9 @@ from batchapi.errors import BatchError
 from batchapi.ids import id_key
 from batchapi.wire import parse_wire_duration
 from jobs.models import Job, JobState
+from pools.models import AGENT_STATES, ComputeNode, NodeState
 
-from .models import NodeTask, NodeTaskKind, NodeTaskState, TaskResult, Worker, WorkerState
+from .models import NodeTask, NodeTaskKind, NodeTaskState, TaskResult
 
 PREPARATION, RELEASE = NodeTaskKind.PREPARATION, NodeTaskKind.RELEASE
 DEFAULT_RELEASE_WALL_CLOCK = timedelta(minutes=15)  # the Batch default for jobReleaseTask.maxWallClockTime
@@ -111,7 +112,8 @@ def release_pending(job: Job) -> bool:
     if not Job.objects.filter(pk=job.pk, job_release_task__isnull=False).exists():
         return False
     cutoff = timezone.now() - settings.BATCHSITE_WORKER_TIMEOUT
-    alive = Worker.objects.filter(state=WorkerState.RUNNING, heartbeat_at__gte=cutoff).values("name")
+    alive = (ComputeNode.objects.filter(state__in=AGENT_STATES, heartbeat_at__gte=cutoff)
+             .exclude(state=NodeState.LEAVING_POOL).values("name"))
     released = NodeTask.objects.filter(job=job, kind=RELEASE, state=NodeTaskState.COMPLETED).values("node_id")
     return (NodeTask.objects.filter(job=job, kind=PREPARATION, node_id__in=alive)
             .exclude(node_id__in=released).exists())

@@ -1,5 +1,7 @@
 """Tasks on the wire: the Add Task body in, the task resource out."""
 
+from urllib.parse import quote
+
 from rest_framework import serializers
 
 from batchapi.fields import (
@@ -16,6 +18,7 @@ from batchapi.fields import (
 from batchapi.odata import Prop
 from batchapi.resources import render, selected_columns, stats_wanted, tracked_properties
 from batchapi.wire import drop_none, duration, iso
+from jobs.services.lifecycle import pool_id_of
 
 from . import file_specs
 from .files import node_task_dir
@@ -165,11 +168,15 @@ def execution_info(t: Task) -> dict:
 
 
 def node_info(t: Task, ctx: dict) -> dict | None:
+    """Where the task runs or last ran. Its node is in its job's pool; nodeUrl answers while the node
+    is there (Get Compute Node). The task's directory is served by the task's own files API, as
+    no node file API exists here, and its affinityId is the node's id, as the node gives it."""
     if not t.node_id:
         return None
-    return {"nodeId": t.node_id, "poolId": ctx.get("pool_id", "local"), "affinityId": t.node_id,
+    return {"nodeId": t.node_id, "poolId": ctx["pool_id"], "affinityId": t.node_id,
             "taskRootDirectory": f"workitems/{ctx['account']}/{ctx['job_id']}/{t.batch_id}",
-            "nodeUrl": f"{ctx['base']}/pools/{ctx.get('pool_id', 'local')}/nodes/{t.node_id}"}
+            "taskRootDirectoryUrl": f"{ctx['base']}/jobs/{ctx['job_id']}/tasks/{t.batch_id}/files",
+            "nodeUrl": f"{ctx['base']}/pools/{ctx['pool_id']}/nodes/{quote(t.node_id, safe='')}"}
 
 
 def constraints(t: Task, ctx: dict) -> dict:
@@ -240,7 +247,7 @@ def columns(select: list[str] | None, *, with_stats: bool = False) -> list[str]:
 
 def context(job, base: str) -> dict:
     return {"base": base, "job_id": job.batch_id, "job_retries": job.max_task_retry_count,
-            "pool_id": (job.pool_info or {}).get("poolId", "local"), "account": job.account.name}
+            "pool_id": pool_id_of(job.pool_info), "account": job.account.name}
 
 
 def task_to_wire(task: Task, *, ctx: dict, select: list[str] | None = None, with_stats: bool = False) -> dict:

@@ -23,6 +23,25 @@ def make_job(batch_id: str = "job", **fields):
     return lifecycle.create_job(spec=spec, job_manager=job_manager_fields(spec.get("job_manager_task")))
 
 
+def node(name: str = "node", *, pool: str = "", account: str = "", slots: int | None = None):
+    """Node `name` in `pool` (default: the default pool of the default account), joined as an agent does."""
+    from pools.services.nodes import NodeStart, join_pool
+
+    start = NodeStart(name=name, hostname="test-host", pid=1, confined=True, containment="a test's node",
+                      process_key="", account=account, pool=pool, slots=slots)
+    return join_pool(start, predecessor_is_dead=lambda row: True)
+
+
+def claim(*, node_id: str, limit: int, **options):
+    """`claim_tasks` for node `node_id`, which joins the default pool first if it is in none."""
+    from pools.models import ComputeNode
+    from tasks.services.runs import claim_tasks
+
+    if not ComputeNode.objects.filter(name=node_id).exists():
+        node(node_id)
+    return claim_tasks(node_id=node_id, limit=limit, **options)
+
+
 def add(job, *ids: str, command: str = "/bin/true", **fields):
     specs = [{"batch_id": i, "command_line": command, **fields} for i in ids]
     return [r.task for r in task_adding.add_tasks(job=job, specs=specs)]

@@ -57,7 +57,7 @@ def test_a_request_signed_by_the_sdk_is_accepted_and_sees_its_account_only(alpha
     response = send("GET", path, signed(alpha, "GET", path))
     assert response.status_code == 200, response.content
     assert [j["id"] for j in response.json()["value"]] == ["mine"]
-    body = b'{"id": "made", "poolInfo": {"poolId": "p"}}'
+    body = b'{"id": "made", "poolInfo": {"poolId": "local"}}'
     response = send("POST", "/batch/jobs?api-version=2025-06-01",
                     signed(alpha, "POST", "/batch/jobs?api-version=2025-06-01", body=body), body)
     assert response.status_code == 201, response.content
@@ -144,7 +144,7 @@ def test_viewers_read_and_operators_change(django_user_model, alpha):
     as_viewer, as_operator = token_client(viewer), token_client(operator)
     assert as_viewer.get("/batch/jobs/j/tasks/t").status_code == 200
     for response in (as_viewer.post("/batch/jobs/j/tasks/t/terminate"), as_viewer.delete("/batch/jobs/j"),
-                     as_viewer.post("/batch/jobs", {"id": "x", "poolInfo": {"poolId": "p"}}, format="json")):
+                     as_viewer.post("/batch/jobs", {"id": "x", "poolInfo": {"poolId": "local"}}, format="json")):
         assert response.status_code == 403
         assert response.json()["code"] == "InsufficientAccountPermissions"
     assert as_operator.post("/batch/jobs/j/tasks/t/terminate").status_code == 204

@@ -4,9 +4,8 @@ import pytest
 
 from jobs.models import Job, JobState
 from tasks.models import Task
-from tasks.services import runs as task_runs
 
-from .helpers import add, assert_counts_exact, make_job
+from .helpers import add, assert_counts_exact, claim, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +18,7 @@ def act(admin_client, model, action, *pks):
 def test_admin_task_actions_keep_the_counts_exact(admin_client):
     job = make_job("j")
     a, b, c = add(job, "a", "b", "c")
-    task_runs.claim_tasks(node_id="n", limit=1)  # a runs
+    claim(node_id="n", limit=1)  # a runs
 
     assert act(admin_client, "tasks/task", "terminate", a.pk, b.pk).status_code == 200
     assert set(Task.objects.filter(pk__in=[a.pk, b.pk]).values_list("result", flat=True)) == {"failure"}
@@ -76,7 +75,7 @@ def test_editing_a_task_in_the_admin_changes_only_its_constraints(admin_client):
 def test_admin_job_actions_go_through_the_services(admin_client):
     job = make_job("j")
     add(job, "t")
-    task_runs.claim_tasks(node_id="n", limit=1)
+    claim(node_id="n", limit=1)
     act(admin_client, "jobs/job", "terminate", job.pk)
     job.refresh_from_db()
     assert job.state == JobState.COMPLETED

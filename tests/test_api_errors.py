@@ -135,7 +135,7 @@ def test_a_body_that_is_not_json_is_invalid_request_body(api, job):
 
 
 def test_unknown_paths_are_resource_not_found(api):
-    error(api.get("/batch/pools/nowhere/nodes"), 404, "ResourceNotFound")
+    error(api.get("/batch/pools/nowhere/certificates"), 404, "ResourceNotFound")
 
 
 def test_terminating_a_completed_task_is_task_completed(api, job):
@@ -172,7 +172,7 @@ def test_a_bug_is_answered_in_batch_shape_as_a_500_internal_error(api, monkeypat
     """Clients retry a 500 InternalError; Django's HTML page is nothing they can read."""
     from tasks import counts
 
-    assert api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "p"}}, format="json").status_code == 201
+    assert api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "local"}}, format="json").status_code == 201
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")

@@ -11,7 +11,7 @@ from tasks.models import Task
 from tasks.services import runs as task_runs
 from tasks.services.sweeps import purge_deleted_jobs
 
-from .helpers import add, assert_counts_exact, make_job
+from .helpers import add, assert_counts_exact, claim, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -59,14 +59,14 @@ def test_patch_changes_given_properties_and_put_resets_the_rest(api):
 def test_terminating_a_job_ends_its_running_tasks_and_leaves_active_ones_unscheduled(api):
     job = make_job("t")
     add(job, "running", "waiting")
-    task_runs.claim_tasks(node_id="n", limit=1)
+    claim(node_id="n", limit=1)
     assert api.post("/batch/jobs/t/terminate", {"terminateReason": "enough"}, format="json").status_code == 202
     body = api.get("/batch/jobs/t").json()
     assert (body["state"], body["previousState"]) == ("completed", "terminating")
     assert body["executionInfo"]["terminateReason"] == "enough"
     assert Task.objects.get(key="running").failure_info["code"] == "TaskEnded"
     assert Task.objects.get(key="waiting").state == "active"
-    assert task_runs.claim_tasks(node_id="n", limit=5) == []
+    assert claim(node_id="n", limit=5) == []
     assert api.get("/batch/jobs/t/taskcounts").json()["taskCounts"] == {
         "active": 1, "running": 0, "completed": 1, "succeeded": 0, "failed": 1}
 
@@ -125,7 +125,7 @@ def test_a_task_is_added_and_read_back(api):
 def test_task_lists_filter_by_state_and_id_prefix_and_select_properties(api):
     job = make_job("j")
     add(job, "render-1", "render-2", "encode-1", "RENDER-3")
-    task_runs.claim_tasks(node_id="n", limit=1)
+    claim(node_id="n", limit=1)
     response = api.get("/batch/jobs/j/tasks?$filter=startswith(id,'render') and state eq 'active'"
                        "&$select=id,state")
     assert response.json()["value"] == [{"id": "render-2", "state": "active"}, {"id": "RENDER-3", "state": "active"}]
@@ -144,7 +144,7 @@ def test_select_reads_only_the_columns_it_returns(api):
 def test_terminate_and_reactivate_follow_the_batch_rules(api):
     job = make_job("j")
     add(job, "t")
-    (task,) = task_runs.claim_tasks(node_id="n", limit=1)
+    (task,) = claim(node_id="n", limit=1)
     task_runs.finish_task(task=task, attempt=task.attempt, exit_code=2)
     failed = api.get("/batch/jobs/j/tasks/t").json()
     assert failed["executionInfo"]["result"] == "failure"
@@ -154,7 +154,7 @@ def test_terminate_and_reactivate_follow_the_batch_rules(api):
     assert again["state"] == "active"
     assert again["executionInfo"] == {"retryCount": 0, "requeueCount": 0}  # exit code and failure cleared
 
-    (task,) = task_runs.claim_tasks(node_id="n", limit=1)
+    (task,) = claim(node_id="n", limit=1)
     task_runs.finish_task(task=task, attempt=task.attempt, exit_code=0)
     assert api.post("/batch/jobs/j/tasks/t/reactivate").json()["code"] == "TaskCompletedSuccessfully"
     assert_counts_exact(job.pk)
@@ -229,7 +229,7 @@ def test_a_new_job_is_active_with_transitions_recorded(api):
 def test_deleting_a_job_ends_its_running_tasks_at_once(api):
     job = make_job("busy")
     add(job, "running", "waiting")
-    task_runs.claim_tasks(node_id="n", limit=1)
+    claim(node_id="n", limit=1)
     assert api.delete("/batch/jobs/busy").status_code == 202
     assert Task.objects.get(key="running").failure_info["code"] == "TaskEnded"
     assert api.post("/batch/jobs/busy/terminate").json()["code"] == "JobBeingDeleted"

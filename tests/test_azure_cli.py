@@ -66,7 +66,7 @@ def test_the_seed_documents_az_batch_commands(az, start_worker, tmp_path):
     counts = az("batch", "job", "task-counts", "show", "--job-id", "nightly")
     assert counts["taskCounts"]["active"] == 3
 
-    worker = start_worker("--name", "cli-node", "--poll", "0.1")
+    worker = start_worker("--name", "cli-node", "--account", "clitest", "--poll", "0.1")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         counts = az("batch", "job", "task-counts", "show", "--job-id", "nightly")

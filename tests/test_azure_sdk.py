@@ -26,7 +26,7 @@ def client_for(server, account, key=None) -> BatchClient:
 
 
 def job_options(job_id: str, **extra) -> models.BatchJobCreateOptions:
-    return models.BatchJobCreateOptions(id=job_id, pool_info=models.BatchPoolInfo(pool_id="pool"), **extra)
+    return models.BatchJobCreateOptions(id=job_id, pool_info=models.BatchPoolInfo(pool_id="local"), **extra)
 
 
 def test_a_batch_script_runs_unchanged(server, accounts, start_worker):
@@ -45,7 +45,7 @@ def test_a_batch_script_runs_unchanged(server, accounts, start_worker):
     counts = batch.get_job_task_counts("render").task_counts
     assert (counts.active, counts.completed) == (1002, 0)
 
-    worker = start_worker("--name", "node-1", "--slots", "4", "--poll", "0.1")
+    worker = start_worker("--name", "node-1", "--account", "alpha", "--slots", "4", "--poll", "0.1")
     seen_running = wait_for(lambda: batch.get_job_task_counts("render").task_counts.completed > 0,
                             what="the worker to complete tasks")
     assert seen_running

@@ -10,10 +10,9 @@ from jobs.models import Job, JobState
 from jobs.services.lifecycle import terminate_job
 from tasks.models import Task
 from tasks.services import adding as task_adding
-from tasks.services import runs as task_runs
 from tasks.services import sweeps
 
-from .helpers import add, assert_counts_exact, make_job
+from .helpers import add, assert_counts_exact, claim, make_job
 
 
 @pytest.mark.django_db
@@ -23,7 +22,7 @@ def test_higher_priority_jobs_first_then_creation_order():
     add(also_high, "h2-1")
     add(high, "h1", "h2", "h3")
     order = []
-    while claimed := task_runs.claim_tasks(node_id="n", limit=1):
+    while claimed := claim(node_id="n", limit=1):
         order.append(claimed[0].batch_id)
     assert order == ["h1", "h2", "h3", "h2-1", "l1"]
 
@@ -32,8 +31,8 @@ def test_higher_priority_jobs_first_then_creation_order():
 def test_max_parallel_tasks_caps_what_one_job_runs():
     job = make_job("capped", max_parallel_tasks=2)
     add(job, *[f"t{i}" for i in range(5)])
-    assert len(task_runs.claim_tasks(node_id="n", limit=5)) == 2
-    assert task_runs.claim_tasks(node_id="n", limit=5) == []
+    assert len(claim(node_id="n", limit=5)) == 2
+    assert claim(node_id="n", limit=5) == []
 
 
 @pytest.mark.postgres
@@ -58,7 +57,7 @@ def test_on_postgres_a_claimer_skips_rows_another_claimer_holds():
     try:
         assert locked.wait(10)
         # Without SKIP LOCKED this would block on "first" until the holder lets go.
-        claimed = task_runs.claim_tasks(node_id="n", limit=2)
+        claimed = claim(node_id="n", limit=2)
         assert [t.batch_id for t in claimed] == ["second"]
     finally:
         release.set()
@@ -69,7 +68,7 @@ def test_on_postgres_a_claimer_skips_rows_another_claimer_holds():
 def test_a_run_left_in_an_ended_job_is_swept_up():
     job = make_job("ended")
     add(job, "stray")
-    task_runs.claim_tasks(node_id="n", limit=1)
+    claim(node_id="n", limit=1)
     # As if the claim had committed just after Terminate Job ended the running tasks:
     Job.objects.filter(pk=job.pk).update(state=JobState.COMPLETED)
     assert sweeps.end_runs_of_ended_jobs() == 1

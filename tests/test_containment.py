@@ -29,13 +29,14 @@ from nodes.host import database_open_to_tasks
 from nodes.identities import RunAs
 from nodes.memfiles import TaskEnvironment, args_fd
 from nodes.sandbox import Containment
+from pools.models import SCHEDULABLE_STATES, ComputeNode
 from tasks import counts
 from tasks.files import task_dir
-from tasks.models import Task, TaskState, Worker, WorkerState
+from tasks.models import Task, TaskState
 from tasks.rundirs import prepare_run_directory, remove_tree
 
 from .conftest import sandbox_missing, worker_command, worker_env
-from .helpers import TASK_PYTHON, add, make_job, shared_file, wait_for
+from .helpers import TASK_PYTHON, add, make_job, node, shared_file, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 needs_sandbox = pytest.mark.skipif(bool(sandbox_missing()), reason=sandbox_missing() or "")
@@ -117,7 +118,11 @@ def host_socket():
 
 def run_probes(*worker_args: str, extra_env: dict | None = None) -> dict[str, dict]:
     """Account A has a task with output, a blob and a shared file; an operator of account B
-    runs the probes as a task, and again as an admin task: {"nonadmin": report, "admin": report}."""
+    runs the probes as a task, and again as an admin task: {"nonadmin": report, "admin": report,
+    "node": the node's row while it ran them}.
+
+    Each account's tasks run in its own pool: A's on "probe-node", B's on "b-node".
+    """
     job_a = make_job("payroll")
     [task_a] = add(job_a, "salaries", command="/bin/echo ACCOUNT-A-SECRET")
     container = settings.BATCHSITE_STORAGE_ROOT / "batchsite" / "private-container"
@@ -130,13 +135,17 @@ def run_probes(*worker_args: str, extra_env: dict | None = None) -> dict[str, di
     env = worker_env(**(extra_env or {}))
     worker = subprocess.Popen(worker_command("--name", "probe-node", "--poll", "0.1", *worker_args), env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    b_worker = None
     with host_socket() as socket_path:
         try:
-            wait_for(lambda: Worker.objects.filter(name="probe-node", state=WorkerState.RUNNING).exists()
+            wait_for(lambda: ComputeNode.objects.filter(name="probe-node", state__in=SCHEDULABLE_STATES).exists()
                      or worker.poll() is not None, timeout=60)
             assert worker.poll() is None, worker.stderr.read()
             wait_for(lambda: Task.objects.filter(pk=task_a.pk, state=TaskState.COMPLETED).exists(), timeout=60)
             mallory = operator_of(BatchAccount.objects.create(name="accountb"), "mallory")
+            b_worker = subprocess.Popen(worker_command("--name", "b-node", "--account", "accountb", "--pool", "p",
+                                                       "--poll", "0.1", *worker_args), env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             script = shared_file("probes.py", PROBES, account="accountb")
             args = [str(database), str(settings.DATA_DIR / "secret_key"), str(worker.pid),
                     str(task_dir(task_a) / "stdout.txt"), str(settings.BATCHSITE_STORAGE_ROOT), str(a_shared),
@@ -151,10 +160,13 @@ def run_probes(*worker_args: str, extra_env: dict | None = None) -> dict[str, di
             assert {r["status"] for r in response.json()["value"]} == {"success"}, response.content
             probes = Task.objects.filter(job__batch_id="probe")
             wait_for(lambda: probes.filter(state=TaskState.COMPLETED).count() == 2, timeout=60)
+            node_row = ComputeNode.objects.get(name="b-node")
         finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=30)
-    reports = {}
+            for each in filter(None, (worker, b_worker)):
+                each.send_signal(signal.SIGTERM)
+                each.wait(timeout=30)
+    assert set(probes.values_list("node_id", flat=True)) == {"b-node"}  # B's pool's node, not A's
+    reports = {"node": node_row}
     for probe in probes:
         out = (task_dir(probe) / "stdout.txt").read_text()
         assert probe.exit_code == 0, (out, (task_dir(probe) / "stderr.txt").read_text())
@@ -169,7 +181,9 @@ PROBED = {"read the database", "write the database", "read the secret key", "rea
 
 @needs_sandbox
 def test_a_sandboxed_task_of_another_account_reaches_nothing_of_the_service():
-    for who, report in run_probes().items():
+    reports = run_probes()
+    reports.pop("node")
+    for who, report in reports.items():
         assert PROBED <= set(report["results"]), who
         assert report["results"] == dict.fromkeys(report["results"], False), (who, report["errors"])
         assert report["account"] == "accountb"  # the job's account, not "batchsite"
@@ -178,11 +192,11 @@ def test_a_sandboxed_task_of_another_account_reaches_nothing_of_the_service():
 def test_the_same_probes_succeed_where_tasks_run_unconfined():
     """The probes are real: with no bubblewrap and --allow-unconfined, every one of them works."""
     reports = run_probes("--allow-unconfined", extra_env={"BATCHSITE_BWRAP": "/nonexistent/bwrap"})
+    assert reports.pop("node").confined is False  # and its row said so
     for who, report in reports.items():
         assert PROBED <= set(report["results"]), who
         assert report["results"] == dict.fromkeys(report["results"], True), (who, report["errors"])
         assert report["account"] == "accountb"
-    assert Worker.objects.get(name="probe-node").confined is False
 
 
 def test_without_a_sandbox_the_worker_refuses_to_start_unless_told():
@@ -191,17 +205,21 @@ def test_without_a_sandbox_the_worker_refuses_to_start_unless_told():
         capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "tasks cannot be sandboxed here" in result.stderr and "--allow-unconfined" in result.stderr
-    assert not Worker.objects.filter(name="refuses").exists()
+    assert not ComputeNode.objects.filter(name="refuses").exists()
 
 
-def test_an_unconfined_worker_says_so_loudly(run_worker):
-    result = subprocess.run(worker_command("--name", "loud", "--allow-unconfined", "--exit-when-idle"),
-                            env=worker_env(BATCHSITE_BWRAP="/nonexistent/bwrap"),
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "TASKS RUN UNCONFINED" in result.stderr
-    worker = Worker.objects.get(name="loud")
-    assert not worker.confined and worker.containment.startswith("UNCONFINED")
+def test_an_unconfined_worker_says_so_loudly():
+    worker = subprocess.Popen(worker_command("--name", "loud", "--allow-unconfined", "--poll", "0.1"),
+                              env=worker_env(BATCHSITE_BWRAP="/nonexistent/bwrap"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: ComputeNode.objects.filter(name="loud").exists() or worker.poll() is not None, timeout=60)
+        node = ComputeNode.objects.get(name="loud")  # its row says so while it is in its pool
+        assert not node.confined and node.containment.startswith("UNCONFINED")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    assert "TASKS RUN UNCONFINED" in worker.stderr.read()
 
 
 # --- who a task runs as -------------------------------------------------------------------
@@ -302,7 +320,7 @@ def test_a_killed_worker_takes_its_tasks_with_it_and_a_restart_takes_its_name_at
     # Restarted under the same name at once (the heartbeat is still fresh): the dead
     # predecessor is recognised, its task requeued and run again.
     second = start_worker("--name", "node-1", "--poll", "0.1")
-    wait_for(lambda: Worker.objects.filter(name="node-1", pid=second.pid).exists() or second.poll() is not None,
+    wait_for(lambda: ComputeNode.objects.filter(name="node-1", pid=second.pid).exists() or second.poll() is not None,
              timeout=30, what="the restarted worker to register")
     assert second.poll() is None, second.stderr.read()
     wait_for(lambda: ledger.read_text().count("start ") == 2, timeout=60, what="the second run")
@@ -322,12 +340,12 @@ def test_a_killed_worker_takes_its_tasks_with_it_and_a_restart_takes_its_name_at
 
 def test_a_second_worker_under_a_live_workers_name_is_refused(start_worker):
     first = start_worker("--name", "taken", "--poll", "0.1")
-    wait_for(lambda: Worker.objects.filter(name="taken", state=WorkerState.RUNNING).exists(), timeout=60)
+    wait_for(lambda: ComputeNode.objects.filter(name="taken", state__in=SCHEDULABLE_STATES).exists(), timeout=60)
     result = subprocess.run(worker_command("--name", "taken"), env=worker_env(), capture_output=True, text=True,
                             timeout=60)
     assert result.returncode != 0
     assert "is alive" in result.stderr
-    assert Worker.objects.get(name="taken").pid == first.pid
+    assert ComputeNode.objects.get(name="taken").pid == first.pid
 
 
 # --- the data directory is private -------------------------------------------------------------
@@ -349,12 +367,12 @@ def test_the_data_directory_and_what_is_in_it_are_private_whatever_the_umask(tmp
 def test_the_jobs_page_warns_of_a_worker_that_runs_tasks_unconfined(client, owner):
     from django.utils import timezone
 
-    now = timezone.now()
-    Worker.objects.create(name="boxed", hostname="h", pid=1, slots=1, started_at=now, heartbeat_at=now)
+    node("boxed")
     client.force_login(owner)
     assert "Tasks run unconfined" not in client.get("/").content.decode()
-    Worker.objects.create(name="bare-node", hostname="h", pid=2, slots=1, started_at=now, heartbeat_at=now,
-                          confined=False, containment="UNCONFINED (no bubblewrap)")
+    node("bare-node")
+    ComputeNode.objects.filter(name="bare-node").update(confined=False, containment="UNCONFINED (no bubblewrap)",
+                                                        heartbeat_at=timezone.now())
     page = client.get("/").content.decode()
     assert "Tasks run unconfined" in page and "bare-node" in page and "boxed" not in page
 
@@ -367,7 +385,7 @@ def test_the_jobs_page_warns_of_a_worker_that_runs_tasks_unconfined(client, owne
     ("admin", "userIdentity"),
 ])
 def test_a_user_identity_batch_would_refuse_is_a_400(api, identity, reason):
-    api.post("/batch/jobs", {"id": "ids", "poolInfo": {"poolId": "p"}}, format="json")
+    api.post("/batch/jobs", {"id": "ids", "poolInfo": {"poolId": "local"}}, format="json")
     response = api.post("/batch/jobs/ids/tasks", {"id": "t", "commandLine": "/bin/true", "userIdentity": identity},
                         format="json")
     assert response.status_code == 400, response.content
@@ -377,7 +395,7 @@ def test_a_user_identity_batch_would_refuse_is_a_400(api, identity, reason):
 
 
 def test_an_admin_auto_user_is_accepted_and_kept(api):
-    api.post("/batch/jobs", {"id": "ids", "poolInfo": {"poolId": "p"}}, format="json")
+    api.post("/batch/jobs", {"id": "ids", "poolInfo": {"poolId": "local"}}, format="json")
     identity = {"autoUser": {"scope": "task", "elevationLevel": "Admin"}}
     assert api.post("/batch/jobs/ids/tasks", {"id": "t", "commandLine": "/bin/true", "userIdentity": identity},
                     format="json").status_code == 201
@@ -432,8 +450,7 @@ def test_a_predecessor_is_dead_only_when_its_process_is_provably_gone_here():
     gone = subprocess.Popen(["/bin/true"])
     key_of_gone = process_key(gone.pid)
     gone.wait()  # its pid has just ended
-    row = Worker(name="w", hostname=host, pid=gone.pid, slots=1, started_at=timezone.now(),
-                 heartbeat_at=timezone.now(), process_key=key_of_gone)
+    row = ComputeNode(name="w", hostname=host, pid=gone.pid, heartbeat_at=timezone.now(), process_key=key_of_gone)
     assert predecessor_is_dead(row, host)
     row.pid, row.process_key = alive, process_key(alive)
     assert not predecessor_is_dead(row, host)
@@ -505,7 +522,7 @@ def test_a_tree_deeper_than_pythons_recursion_is_cleared_for_the_next_run_and_pu
 
 @pytest.mark.parametrize("name", ["A=B", "=", ""])
 def test_an_environment_variable_name_no_process_can_carry_is_a_400(api, name):
-    api.post("/batch/jobs", {"id": "env", "poolInfo": {"poolId": "p"}}, format="json")
+    api.post("/batch/jobs", {"id": "env", "poolInfo": {"poolId": "local"}}, format="json")
     response = api.post("/batch/jobs/env/tasks", {"id": "t", "commandLine": "/bin/true",
                                                   "environmentSettings": [{"name": name, "value": "x"}]}, format="json")
     assert (response.status_code, response.json()["code"]) == (400, "InvalidPropertyValue")

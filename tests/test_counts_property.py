@@ -13,7 +13,7 @@ from tasks.services import actions as task_actions
 from tasks.services import adding as task_adding
 from tasks.services import runs as task_runs
 
-from .helpers import make_job
+from .helpers import claim, make_job
 
 OPERATIONS = ("add", "claim", "succeed", "fail", "requeue", "terminate", "reactivate", "delete")
 jobs_made = itertools.count()
@@ -36,7 +36,7 @@ def apply(job, operation, index, n):
         task_adding.add_tasks(job=job, specs=[{"batch_id": i, "command_line": "/bin/true",
                                             "max_task_retry_count": n % 3} for i in ids])
     elif operation == "claim":
-        task_runs.claim_tasks(node_id=f"node{n}", limit=n)
+        claim(node_id=f"node{n}", limit=n)
     elif operation in ("succeed", "fail"):
         task = pick(job, index, TaskState.RUNNING)
         if task:

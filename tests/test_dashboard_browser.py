@@ -19,7 +19,7 @@ from tasks.services import runs as task_runs
 
 from .browser import CHROMIUM, CHROMIUM_ARGS, Server, browser_missing, screenshot, session_cookie, watch_policy
 from .conftest import worker_env
-from .helpers import TASK_PYTHON, add, make_job
+from .helpers import TASK_PYTHON, add, claim, make_job
 
 # Playwright's sync API keeps an event loop in this thread; the ORM calls of the
 # test itself are still plain synchronous calls.
@@ -153,11 +153,11 @@ def test_the_job_page_follows_a_job_to_its_end_without_a_reload(open_page, owner
 def test_the_jobs_list_shows_progress_and_new_jobs_appear_by_themselves(open_page, owner):
     etl = make_job("etl-2026-11-20", display_name="Nightly ETL")
     add(etl, *[f"part-{i}" for i in range(30)])
-    done = task_runs.claim_tasks(node_id="render-node-1", limit=30)
+    done = claim(node_id="render-node-1", limit=30)
     task_runs.finish_tasks([task_runs.RunEnd(t, t.attempt, 0) for t in done])
     nightly = make_job("nightly-render", display_name="Render frames 1-120", priority=100)
     add(nightly, *[f"frame-{i:03d}" for i in range(120)])
-    claimed = task_runs.claim_tasks(node_id="render-node-1", limit=70)
+    claimed = claim(node_id="render-node-1", limit=70)
     task_runs.finish_tasks([task_runs.RunEnd(t, t.attempt, 0 if i % 12 else 1)
                                 for i, t in enumerate(claimed[:62])])
     make_job("queued-analysis", priority=-10)
@@ -255,7 +255,7 @@ def test_a_page_catches_up_by_itself_after_the_server_restarts(open_page, owner,
     page.wait_for_selector("#live:not(.on)", timeout=10_000)
     # Changes made while the page has no socket...
     task_actions.terminate_task(task=a)
-    task_runs.claim_tasks(node_id="elsewhere", limit=1)
+    claim(node_id="elsewhere", limit=1)
     server.start()
     # ...are on screen once it reconnects, without a reload.
     page.wait_for_selector("#live.on", timeout=30_000)
@@ -306,9 +306,9 @@ def test_no_page_violates_the_content_security_policy(open_page, owner, admin_us
 
     job = make_job("csp-job", display_name="charts and live updates")
     add(job, *[f"t-{i:02d}" for i in range(12)])
-    done = task_runs.claim_tasks(node_id="csp-node", limit=8)
+    done = claim(node_id="csp-node", limit=8)
     task_runs.finish_tasks([task_runs.RunEnd(t, t.attempt, 0 if i % 4 else 2) for i, t in enumerate(done)])
-    running = task_runs.claim_tasks(node_id="csp-node", limit=1)[0]
+    running = claim(node_id="csp-node", limit=1)[0]
     Membership.objects.create(user=owner, account=BatchAccount.objects.create(name="second"), role=Role.VIEWER)
 
     def policy_of(response) -> str:
@@ -323,7 +323,7 @@ def test_no_page_violates_the_content_security_policy(open_page, owner, admin_us
     for chart in ("timeline", "share", "histogram", "scatter"):
         page.wait_for_selector(f"#{chart}-chart .main-svg", timeout=15_000)
     page.wait_for_function("() => document.getElementById('scatter-chart').data[0].x.length === 6", timeout=15_000)
-    task_runs.claim_tasks(node_id="csp-node", limit=1)  # one more runs: pushed to the page
+    claim(node_id="csp-node", limit=1)  # one more runs: pushed to the page
     page.wait_for_function("() => document.getElementById('count-running').textContent.trim() === '2'", timeout=15_000)
     page.select_option("select[name=state]", "running")  # submits through htmx, no reload
     page.wait_for_function("() => document.querySelectorAll('#task-table tr[data-pk]').length === 2")

@@ -13,7 +13,7 @@ from tasks import counts
 from tasks.models import CountSample, Task
 from tasks.services import runs as task_runs
 
-from .helpers import add, assert_counts_exact, make_big_job, make_job
+from .helpers import add, assert_counts_exact, claim, make_big_job, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,7 @@ def test_every_page_sends_an_anonymous_visitor_to_log_in(client, path):
 def test_actions_refuse_anonymous_visitors(client):
     job = make_job("j")
     (task,) = add(job, "a")
-    task_runs.claim_tasks(node_id="n", limit=1)
+    claim(node_id="n", limit=1)
     task_runs.finish_task(task=task, attempt=1, exit_code=1)
     response = client.post("/jobs/j/actions/rerun-failed")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
@@ -139,7 +139,7 @@ def test_the_jobs_list_splits_current_from_completed_and_searches(browser, djang
 
 
 def run_and_fail(job, *tasks):
-    claimed = task_runs.claim_tasks(node_id="n", limit=len(tasks))
+    claimed = claim(node_id="n", limit=len(tasks))
     task_runs.finish_tasks([task_runs.RunEnd(t, t.attempt, 1) for t in claimed])
 
 
@@ -161,7 +161,7 @@ def test_rerunning_failed_tasks_from_the_page(browser):
 def test_terminating_and_deleting_selected_tasks(browser):
     job = make_job("j")
     a, b, c = add(job, "a", "b", "c")
-    task_runs.claim_tasks(node_id="n", limit=1)
+    claim(node_id="n", limit=1)
     browser.post("/jobs/j/actions/tasks", {"action": "terminate", "task": [a.pk, b.pk]})
     assert list(Task.objects.filter(pk__in=[a.pk, b.pk]).values_list("failure_info__code", flat=True)) == [
         "TaskEnded", "TaskEnded"]
@@ -264,7 +264,7 @@ def test_counts_are_sampled_at_most_once_a_second_per_job():
     counts._sampled.clear()
     add(job, *[f"t{i}" for i in range(20)])
     for _ in range(10):
-        task_runs.claim_tasks(node_id="n", limit=1)
+        claim(node_id="n", limit=1)
     samples = list(CountSample.objects.filter(job=job))
     assert 1 <= len(samples) <= 2  # the work took at most two different seconds
     assert len({s.at for s in samples}) == len(samples)

@@ -14,7 +14,7 @@ from tasks.services import actions as task_actions
 from tasks.services import runs as task_runs
 from tasks.services.sweeps import settle_jobs
 
-from .helpers import add, assert_counts_exact, make_job
+from .helpers import add, assert_counts_exact, claim, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +67,7 @@ def test_the_condition_of_a_failure():
 
 
 def finish(job, exit_codes: dict[str, int]) -> None:
-    claimed = task_runs.claim_tasks(node_id="node", limit=100)
+    claimed = claim(node_id="node", limit=100)
     task_runs.finish_tasks([task_runs.RunEnd(t, t.attempt, exit_codes[t.batch_id]) for t in claimed
                            if t.batch_id in exit_codes])
 
@@ -75,7 +75,7 @@ def finish(job, exit_codes: dict[str, int]) -> None:
 def test_a_failed_task_terminates_its_job_by_default_with_performexitoptionsjobaction():
     job = make_job("j", on_task_failure="performexitoptionsjobaction")
     add(job, "bad", "long", "later")
-    task_runs.claim_tasks(node_id="node", limit=2)  # bad and long run; later waits
+    claim(node_id="node", limit=2)  # bad and long run; later waits
     bad = Task.objects.get(key="bad")
     task_runs.finish_task(task=bad, attempt=1, exit_code=1)
     job.refresh_from_db()
@@ -83,7 +83,7 @@ def test_a_failed_task_terminates_its_job_by_default_with_performexitoptionsjoba
     long = Task.objects.get(key="long")
     assert (long.state, long.failure_info["code"]) == (TaskState.COMPLETED, "TaskEnded")
     assert Task.objects.get(key="later").state == TaskState.ACTIVE  # never scheduled
-    assert task_runs.claim_tasks(node_id="node", limit=5) == []
+    assert claim(node_id="node", limit=5) == []
     assert_counts_exact(job.pk)
 
 
@@ -100,13 +100,13 @@ def test_job_action_disable_requeues_the_running_tasks():
     add(job, "bad", exit_conditions={"default": {"jobAction": "disable"}})
     add(job, "running")
     add(job, "waiting-to-run")
-    claimed = task_runs.claim_tasks(node_id="node", limit=2)
+    claimed = claim(node_id="node", limit=2)
     task_runs.finish_task(task=claimed[0], attempt=1, exit_code=3)
     job.refresh_from_db()
     assert job.state == JobState.DISABLED
     running = Task.objects.get(key="running")
     assert (running.state, running.requeue_count) == (TaskState.ACTIVE, 1)
-    assert task_runs.claim_tasks(node_id="node", limit=5) == []  # a disabled job schedules nothing
+    assert claim(node_id="node", limit=5) == []  # a disabled job schedules nothing
     assert_counts_exact(job.pk)
 
 
@@ -123,7 +123,7 @@ def test_job_action_none_and_retries_leave_the_job_running():
 
 
 def test_a_job_action_on_a_job_with_noaction_is_refused(api):
-    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "p"}}, format="json")
+    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "local"}}, format="json")
     response = api.post("/batch/jobs/j/tasks", {
         "id": "t", "commandLine": "x", "exitConditions": {"default": {"jobAction": "terminate"}}}, format="json")
     assert response.status_code == 400
@@ -144,8 +144,8 @@ def test_a_job_action_on_a_job_with_noaction_is_refused(api):
     {"sometimes": {}},
 ])
 def test_malformed_exit_conditions_are_refused(api, conditions):
-    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "p"}, "onTaskFailure": "performexitoptionsjobaction"},
-             format="json")
+    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "local"},
+                             "onTaskFailure": "performexitoptionsjobaction"}, format="json")
     response = api.post("/batch/jobs/j/tasks", {"id": "t", "commandLine": "x", "exitConditions": conditions},
                         format="json")
     assert (response.status_code, response.json()["code"]) == (400, "InvalidPropertyValue")
@@ -156,7 +156,7 @@ def test_on_all_tasks_complete_terminates_the_job_when_the_last_task_completes()
     job = make_job("j")
     add(job, "a", "b")
     update_job(job=job, changes={"on_all_tasks_complete": "terminatejob"})  # as the docs advise: after adding
-    a, b = task_runs.claim_tasks(node_id="node", limit=2)
+    a, b = claim(node_id="node", limit=2)
     task_runs.finish_task(task=a, attempt=a.attempt, exit_code=0)
     job.refresh_from_db()
     assert job.state == JobState.ACTIVE
@@ -197,7 +197,7 @@ def test_housekeeping_settles_a_job_a_race_left_open():
 def test_a_job_past_its_max_wall_clock_time_is_terminated_with_its_running_tasks():
     job = make_job("j", max_wall_clock_time=timedelta(minutes=1))
     add(job, "running", "queued")
-    task_runs.claim_tasks(node_id="node", limit=1)
+    claim(node_id="node", limit=1)
     settle_jobs()
     assert Job.objects.get(pk=job.pk).state == JobState.ACTIVE  # not yet
     Job.objects.filter(pk=job.pk).update(start_time=timezone.now() - timedelta(minutes=2))
@@ -214,11 +214,11 @@ def test_priority_orders_claims_across_jobs_and_max_parallel_tasks_caps_a_job():
     high = make_job("high", priority=500, max_parallel_tasks=2)
     add(low, "l1", "l2", "l3")
     add(high, "h1", "h2", "h3")
-    first = task_runs.claim_tasks(node_id="n", limit=5)
+    first = claim(node_id="n", limit=5)
     assert [t.batch_id for t in first] == ["h1", "h2"]  # the high job, up to its cap
-    second = task_runs.claim_tasks(node_id="n", limit=5)
+    second = claim(node_id="n", limit=5)
     assert [t.batch_id for t in second] == ["l1", "l2", "l3"]  # the cap leaves room for the low job
     task_runs.finish_tasks([task_runs.RunEnd(first[0], first[0].attempt, 0)])
-    assert [t.batch_id for t in task_runs.claim_tasks(node_id="n", limit=5)] == ["h3"]
+    assert [t.batch_id for t in claim(node_id="n", limit=5)] == ["h3"]
     # Running lower-priority tasks were not preempted.
     assert set(Task.objects.filter(job=low).values_list("state", flat=True)) == {TaskState.RUNNING}

@@ -17,10 +17,8 @@ from django.core.management import call_command
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from tasks.services import runs as task_runs
-
 from .conftest import ROOT, database_url
-from .helpers import add, make_job
+from .helpers import add, claim, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -153,7 +151,7 @@ def pages(client, owner, admin_user):
     """Every kind of page a browser shows, as (client, path), with what it needs to exist."""
     job = make_job("csp-job")
     (task,) = add(job, "csp-task")
-    task_runs.claim_tasks(node_id="n", limit=1)
+    claim(node_id="n", limit=1)
     client.force_login(owner)
     admin = Client()
     admin.force_login(admin_user)

@@ -9,7 +9,7 @@ from tasks import counts
 from tasks.models import Task, TaskState
 from tasks.services import runs as task_runs
 
-from .helpers import add, assert_counts_exact, make_job
+from .helpers import add, assert_counts_exact, claim, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ def job_state(batch_id="j") -> str:
 def running_job():
     job = make_job("j")
     add(job, "r1", "r2", "queued")
-    claimed = task_runs.claim_tasks(node_id="n", limit=2)
+    claimed = claim(node_id="n", limit=2)
     return job, claimed
 
 
@@ -31,13 +31,13 @@ def test_disable_requeue_puts_running_tasks_back_and_schedules_nothing(api):
     assert response.status_code == 202
     assert job_state() == JobState.DISABLED
     assert {(t.state, t.requeue_count) for t in Task.objects.filter(key__in=["r1", "r2"])} == {("active", 1)}
-    assert task_runs.claim_tasks(node_id="n", limit=10) == []
+    assert claim(node_id="n", limit=10) == []
     assert api.get("/batch/jobs/j").json()["previousState"] == "disabling"
 
     assert api.post("/batch/jobs/j/enable").status_code == 202
     body = api.get("/batch/jobs/j").json()
     assert (body["state"], body["previousState"]) == ("active", "enabling")
-    assert len(task_runs.claim_tasks(node_id="n", limit=10)) == 3
+    assert len(claim(node_id="n", limit=10)) == 3
     assert_counts_exact(job.pk)
 
 
@@ -57,7 +57,7 @@ def test_disable_wait_stays_disabling_until_the_running_tasks_end():
     assert job_state() == JobState.DISABLING
     task_runs.finish_task(task=claimed[0], attempt=claimed[0].attempt, exit_code=0)
     assert job_state() == JobState.DISABLING
-    assert task_runs.claim_tasks(node_id="n", limit=10) == []  # no new task while disabling
+    assert claim(node_id="n", limit=10) == []  # no new task while disabling
     task_runs.finish_task(task=claimed[1], attempt=claimed[1].attempt, exit_code=0)
     assert job_state() == JobState.DISABLED
     assert counts.read(job.pk).as_dict() == {"active": 1, "running": 0, "completed": 2, "succeeded": 2, "failed": 0}
@@ -67,7 +67,7 @@ def test_a_disabled_job_still_takes_tasks_and_can_be_terminated(api):
     job = make_job("j")
     disable_job(job=job, disable_tasks="requeue")
     assert api.post("/batch/jobs/j/tasks", {"id": "t", "commandLine": "x"}, format="json").status_code == 201
-    assert task_runs.claim_tasks(node_id="n", limit=10) == []
+    assert claim(node_id="n", limit=10) == []
     terminate_job(job=job)
     assert job_state() == JobState.COMPLETED
 
@@ -113,13 +113,13 @@ def test_terminate_then_delete_resolve_their_transitional_states(api):
 def test_reactivate_only_failed_tasks_of_an_active_job(api):
     job = make_job("j", max_task_retry_count=2)
     add(job, "ok", "bad", "fresh")
-    claimed = {t.batch_id: t for t in task_runs.claim_tasks(node_id="n", limit=2)}
+    claimed = {t.batch_id: t for t in claim(node_id="n", limit=2)}
     task_runs.finish_task(task=claimed["ok"], attempt=1, exit_code=0)
     bad = claimed["bad"]
     for attempt in (1, 2, 3):  # the first run and its two retries
         task_runs.finish_task(task=bad, attempt=attempt, exit_code=1)
         if attempt < 3:
-            task_runs.claim_tasks(node_id="n", limit=1)
+            claim(node_id="n", limit=1)
     bad = Task.objects.get(key="bad")
     assert (bad.state, bad.retry_count) == ("completed", 2)
 
@@ -129,7 +129,7 @@ def test_reactivate_only_failed_tasks_of_an_active_job(api):
     bad.refresh_from_db()
     assert (bad.state, bad.retry_count, bad.exit_code, bad.failure_info) == ("active", 0, None, None)
 
-    task_runs.claim_tasks(node_id="n", limit=5)
+    claim(node_id="n", limit=5)
     task_runs.finish_task(task=Task.objects.get(key="bad"), attempt=4, exit_code=1)
     task_runs.finish_task(task=Task.objects.get(key="bad"), attempt=4, exit_code=1)  # stale: ignored
     terminate_job(job=job)

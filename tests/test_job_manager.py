@@ -106,7 +106,7 @@ def test_a_failed_job_manager_also_ends_its_job(run_worker):
 
 
 def test_a_malformed_job_manager_is_refused(api):
-    response = api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "p"},
+    response = api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "local"},
                                         "jobManagerTask": {"id": "jm"}}, format="json")
     assert (response.status_code, response.json()["code"]) == (400, "MissingRequiredProperty")
     assert not Job.objects.exists()

@@ -21,7 +21,7 @@ from tasks import counts
 from tasks.models import NodeTask, Task, TaskState
 from tasks.services import runs as task_runs
 
-from .helpers import TASK_PYTHON, assert_counts_exact, shared_file, wait_for
+from .helpers import TASK_PYTHON, assert_counts_exact, claim, shared_file, wait_for
 
 PY = TASK_PYTHON
 
@@ -42,7 +42,7 @@ def ledger(path) -> list[tuple[str, float]]:
 
 
 def add_job(api, job_id: str, **body):
-    response = api.post("/batch/jobs", {"id": job_id, "poolInfo": {"poolId": "p"}, **body}, format="json")
+    response = api.post("/batch/jobs", {"id": job_id, "poolInfo": {"poolId": "local"}, **body}, format="json")
     assert response.status_code == 201, response.content
     return Job.objects.get(batch_id=job_id)
 
@@ -67,7 +67,7 @@ def add_tasks(api, job_id: str, tasks: list[dict]):
      "InvalidPropertyValue", "jobReleaseTask.id"),
 ])
 def test_add_job_checks_the_preparation_and_release_tasks(api, body, code, name):
-    response = api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "p"}, **body}, format="json")
+    response = api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "local"}, **body}, format="json")
     assert response.status_code == 400, response.content
     error = response.json()
     assert error["code"] == code
@@ -111,16 +111,16 @@ def test_claimed_tasks_wait_in_preparing_until_the_preparation_succeeds_on_their
 
     job = add_job(api, "j", jobPreparationTask={"commandLine": "x"})
     add_tasks(api, "j", [{"id": f"t{i}", "commandLine": "x"} for i in range(3)])
-    claimed = task_runs.claim_tasks(node_id="a", limit=2)
+    claimed = claim(node_id="a", limit=2)
     assert {t.state for t in claimed} == {TaskState.PREPARING}
     assert api.get("/batch/jobs/j/taskcounts").json()["taskCounts"]["running"] == 2  # preparing counts as running
     row = node_task_runs.start(job, "a", node_tasks.PREPARATION)
     assert node_task_runs.finish(row, row.attempt, 0, None) == "succeeded"
     assert [t.state for t in task_runs.start_prepared_tasks(claimed)] == [TaskState.RUNNING] * 2
     # Prepared on a, the next claim there runs at once; on b it prepares first.
-    assert task_runs.claim_tasks(node_id="a", limit=1)[0].state == TaskState.RUNNING
+    assert claim(node_id="a", limit=1)[0].state == TaskState.RUNNING
     add_tasks(api, "j", [{"id": "t9", "commandLine": "x"}])
-    assert task_runs.claim_tasks(node_id="b", limit=1)[0].state == TaskState.PREPARING
+    assert claim(node_id="b", limit=1)[0].state == TaskState.PREPARING
     assert_counts_exact(job.pk)
 
 
@@ -153,7 +153,7 @@ def test_preparation_runs_first_and_release_last_on_the_worker(api, run_worker, 
     prep, release = status[0]["jobPreparationTaskExecutionInfo"], status[0]["jobReleaseTaskExecutionInfo"]
     assert (prep["state"], prep["result"], prep["exitCode"], prep["retryCount"]) == ("completed", "success", 0, 0)
     assert (release["state"], release["result"], release["exitCode"]) == ("completed", "success", 0)
-    assert status[0]["poolId"] == "p"
+    assert status[0]["poolId"] == "local"
     # Preparation ended before the first task started; the release ran after the last task.
     prep_end = datetime.fromisoformat(prep["endTime"])
     first_start = min(datetime.fromisoformat(t["executionInfo"]["startTime"])

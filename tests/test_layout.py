@@ -50,8 +50,8 @@ def test_every_module_of_jobs_tasks_and_pools_has_its_layer():
 
 
 STATE_FIELDS = {"state", "previous_state", "state_transition_time", "previous_state_transition_time"}
-# Rows of other machines, whose states are not a job's or a task's.
-OTHER_STATES = {"WorkerState", "NodeTaskState"}
+# Rows whose states are their own: a preparation or release run on a node.
+OTHER_STATES = {"NodeTaskState"}
 WRITES = {"update", "bulk_update", "update_or_create", "get_or_create"}
 
 
@@ -125,6 +125,7 @@ def test_only_the_transition_helper_writes_a_job_or_task_state():
     "Job.objects.update_or_create(pk=1, defaults=dict(state=JobState.ACTIVE))",
     "def f(task):\n    task.state = TaskState.COMPLETED\n    task.save()",
     "def f(task):\n    task.state, task.end_time = TaskState.COMPLETED, now\n    task.save()",
+    "ComputeNode.objects.filter(name='n').update(state=NodeState.IDLE)",
 ])
 def test_the_state_rule_sees_a_state_write(source):
     """The rule above can fail: each way of writing a state by hand is caught."""
@@ -132,7 +133,7 @@ def test_the_state_rule_sees_a_state_write(source):
 
 
 @pytest.mark.parametrize("source", [
-    "Worker.objects.filter(pk=1).update(state=WorkerState.STOPPED)",
+    "NodeTask.objects.filter(pk=1).update(state=NodeTaskState.COMPLETED)",
     "def f(task):\n    task.state = TaskState.RUNNING  # what the update wrote, not saved",
     "def f(row):\n    row.state = NodeTaskState.COMPLETED\n    row.save()",
 ])

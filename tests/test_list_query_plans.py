@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from .helpers import make_big_job, make_job
+from .helpers import claim, make_big_job, make_job
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -68,7 +68,7 @@ def test_claiming_reads_runnable_tasks_only_whatever_the_statistics_say(big_job)
                                        for i in range(5000)])
     task_adding.add_tasks(job=job, specs=[{"batch_id": str(i), "command_line": "x"} for i in range(1, 11)])
     with CaptureQueriesContext(connection) as queries:
-        claimed = task_runs.claim_tasks(node_id="n", limit=4)
+        claimed = claim(node_id="n", limit=4)
     assert [t.batch_id for t in claimed] == ["1", "2", "3", "4"]
     reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and "waiting" in q["sql"]]
     assert len(reads) == 2, reads

@@ -6,6 +6,10 @@ migration state), and migrated forward to the current migrations. Every row must
 still be there, with its id and its values, read through the current models; and
 the stored task counts must still equal the task table. Models are found by their
 table, not by their app: a table keeps its name when its model moves to another app.
+
+Workers' rows are the exception: a worker became a compute node of a pool, and
+every worker restarts across an upgrade (the old code cannot run on the new
+schema), so their rows go, and the tasks they held are requeued by the first sweep.
 """
 
 from datetime import timedelta
@@ -20,6 +24,7 @@ from django.utils import timezone
 from jobs.models import Job
 from tasks import counts
 from tasks.models import Task, TaskCountShard
+from tasks.services.sweeps import requeue_dead_workers
 
 # The migrations of the previous release (`git ls-tree -r 3cae19e --name-only | grep migrations/`).
 PREVIOUS_MIGRATIONS = {
@@ -45,8 +50,6 @@ COLUMNS = {
                    "retry_count", "start_time", "end_time", "creation_time", "last_modified", "stats"],
     "tasks_taskcountshard": ["id", "job_id", "shard", "active", "running", "completed", "succeeded", "failed",
                              "version", "wall_clock", "retries"],
-    "tasks_worker": ["id", "name", "hostname", "pid", "slots", "state", "started_at", "heartbeat_at", "confined",
-                     "containment", "process_key"],
     "tasks_nodetask": ["id", "job_id", "node_id", "kind", "state", "attempt", "start_time", "end_time",
                        "exit_code", "result"],
 }
@@ -85,7 +88,7 @@ def fill(old) -> dict[int, dict[str, int]]:
     account = BatchAccount.objects.create(name="upgraded", primary_key="key-1", secondary_key="key-2")
     times = {"state_transition_time": now, "start_time": now, "creation_time": now, "last_modified": now}
     running_job = OldJob.objects.create(account=account, batch_id="Nightly-Render", key="nightly-render",
-                                        display_name="nightly", priority=7, pool_info={"poolId": "p"}, **times)
+                                        display_name="nightly", priority=7, pool_info={"poolId": "local"}, **times)
     done_job = OldJob.objects.create(account=account, batch_id="done", key="done", state="completed",
                                      previous_state="terminating", previous_state_transition_time=now,
                                      on_all_tasks_complete="terminatejob",
@@ -147,18 +150,19 @@ def test_a_database_of_the_previous_release_migrates_forward_with_its_jobs_tasks
         expected = fill(old)
         old_models = {"jobs_job": old.get_model("jobs", "Job"), "tasks_task": old.get_model("tasks", "Task"),
                       "tasks_taskcountshard": old.get_model("tasks", "TaskCountShard"),
-                      "tasks_worker": old.get_model("tasks", "Worker"),
                       "tasks_nodetask": old.get_model("tasks", "NodeTask")}
         before = {table: rows(model, table) for table, model in old_models.items()}
 
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
 
         current = {"jobs_job": Job, "tasks_task": Task, "tasks_taskcountshard": TaskCountShard,
-                   "tasks_worker": model_for_table("tasks_worker"),
                    "tasks_nodetask": model_for_table("tasks_nodetask")}
         assert {table: model._meta.db_table for table, model in current.items()} == {t: t for t in current}
         after = {table: rows(model, table) for table, model in current.items()}
-        assert [len(before[t]) for t in COLUMNS] == [2, 9, 16, 1, 1]
+        assert [len(before[t]) for t in COLUMNS] == [2, 9, 16, 1]
+        assert "tasks_worker" not in connection.introspection.table_names()
+        # Each job runs in the pool its poolInfo named, or the default pool.
+        assert dict(Job.objects.values_list("batch_id", "pool_key")) == {"Nightly-Render": "local", "done": "local"}
         for table in COLUMNS:
             assert after[table] == before[table], table
 
@@ -169,6 +173,12 @@ def test_a_database_of_the_previous_release_migrates_forward_with_its_jobs_tasks
             assert {f: getattr(read, f) for f in COUNT_FIELDS} == stored
             assert {f: getattr(actual, f) for f in COUNT_FIELDS} == stored
             assert read.version == versions[job_pk]
+
+        # The tasks left running on the old worker "node-1", in no pool now, go back to the queue.
+        assert requeue_dead_workers() == 2
+        assert set(Task.objects.filter(node_id="node-1", state__in=["preparing", "running"])) == set()
+        for job_pk in expected:
+            assert counts.read(job_pk).as_dict() == counts.actual(job_pk).as_dict()
     finally:
         # Whatever happened, the next test finds the database as the suite made it.
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -10,7 +10,7 @@ from tasks.models import Task
 from tasks.services import actions as task_actions
 from tasks.services import runs as task_runs
 
-from .helpers import add, make_job
+from .helpers import add, claim, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -21,11 +21,11 @@ T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 def tasks(api):
     job = make_job("j", max_task_retry_count=1)
     add(job, "render-1", "render-2", "Render-3", "encode-1", "encode-2", "merge")
-    claimed = {t.batch_id: t for t in task_runs.claim_tasks(node_id="node-a", limit=5)}  # not merge
+    claimed = {t.batch_id: t for t in claim(node_id="node-a", limit=5)}  # not merge
     task_runs.finish_task(task=claimed["render-1"], attempt=1, exit_code=0)
     task_runs.finish_task(task=claimed["render-2"], attempt=1, exit_code=3)  # retried: active again
     task_runs.finish_task(task=claimed["encode-2"], attempt=1, exit_code=137)
-    task_runs.claim_tasks(node_id="node-b", limit=2)  # the retries of render-2 and encode-2
+    claim(node_id="node-b", limit=2)  # the retries of render-2 and encode-2
     task_runs.finish_task(task=Task.objects.get(key="render-2"), attempt=2, exit_code=3)
     task_runs.finish_task(task=Task.objects.get(key="encode-2"), attempt=2, exit_code=0)
     task_actions.terminate_task(task=claimed["Render-3"])

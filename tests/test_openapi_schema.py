@@ -14,6 +14,8 @@ from rest_framework.authtoken.models import Token
 from batchapi.schema import PATH_NAMES
 from jobs import serializers as job_wire
 from jobs.models import JobState
+from pools import serializers as pool_wire
+from pools.models import NodeState
 from tasks import serializers as task_wire
 from tasks.models import TaskState
 
@@ -29,6 +31,15 @@ OPERATIONS = {
     ("patch", "/pools/{poolId}"): "Pool_Patch",
     ("delete", "/pools/{poolId}"): "Pool_Delete",
     ("post", "/pools/{poolId}/updateproperties"): "Pool_UpdateProperties",
+    ("get", "/pools/{poolId}/nodes"): "ComputeNode_List",
+    ("get", "/pools/{poolId}/nodes/{nodeId}"): "ComputeNode_Get",
+    ("post", "/pools/{poolId}/resize"): "Pool_Resize",
+    ("post", "/pools/{poolId}/stopresize"): "Pool_StopResize",
+    ("post", "/pools/{poolId}/removenodes"): "Pool_RemoveNodes",
+    ("post", "/pools/{poolId}/nodes/{nodeId}/disablescheduling"): "ComputeNode_DisableScheduling",
+    ("post", "/pools/{poolId}/nodes/{nodeId}/enablescheduling"): "ComputeNode_EnableScheduling",
+    ("post", "/pools/{poolId}/nodes/{nodeId}/reboot"): "ComputeNode_Reboot",
+    ("get", "/nodecounts"): "Account_ListPoolNodeCounts",
     ("get", "/jobs"): "Job_List",
     ("post", "/jobs"): "Job_Add",
     ("get", "/jobs/{jobId}"): "Job_Get",
@@ -131,6 +142,9 @@ def test_the_resources_name_every_property_the_api_renders(schema):
     assert set(components["Task"]["properties"]) == set(task_wire.PROPERTIES) | {"stats"}
     assert components["Job"]["properties"]["state"]["enum"] == JobState.values
     assert components["Task"]["properties"]["state"]["enum"] == TaskState.values
+    assert set(components["ComputeNode"]["properties"]) == set(pool_wire.NODE_PROPERTIES)
+    assert components["ComputeNode"]["properties"]["state"]["enum"] == NodeState.values
+    assert components["NodeCounts"]["required"] == [*pool_wire.COUNT_NAMES, "total"]
     for resource, nested in (("Job", job_wire.NESTED), ("Task", task_wire.NESTED)):
         for name, members in nested.items():
             described = components[resource]["properties"][name]

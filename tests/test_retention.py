@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def add_job_with_tasks(api, tasks):
-    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "p"}}, format="json")
+    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "local"}}, format="json")
     response = api.post("/batch/jobs/j/addtaskcollection", {"value": tasks}, format="json")
     assert {r["status"] for r in response.json()["value"]} == {"success"}
 

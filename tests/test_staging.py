@@ -222,7 +222,7 @@ def test_a_named_output_that_is_missing_is_an_upload_error(tmp_path):
 
 @pytest.mark.django_db
 def test_add_task_refuses_bad_file_specs(api):
-    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "p"}}, format="json")
+    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "local"}}, format="json")
     response = api.post("/batch/jobs/j/tasks", {"id": "t", "commandLine": "x", "resourceFiles": [
         {"httpUrl": "http://h/x", "filePath": "../../etc/cron.d/x"}]}, format="json")
     assert response.status_code == 400
@@ -238,7 +238,7 @@ def test_add_task_refuses_bad_file_specs(api):
 def test_a_worker_stages_files_in_and_out_and_fails_tasks_whose_files_fail(api, run_worker, web):
     root, base = web
     (root / "numbers.txt").write_text("1\n2\n3\n")
-    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "p"}, "usesTaskDependencies": True,
+    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "local"}, "usesTaskDependencies": True,
                              "onTaskFailure": "performexitoptionsjobaction"}, format="json")
     total = f'{PY} -c "open(\'total.txt\', \'w\').write(str(sum(map(int, open(\'in/numbers.txt\')))))"'
     tasks = [
@@ -289,7 +289,7 @@ def test_a_slow_download_holds_up_nothing_else_on_the_worker(api, start_worker, 
     (before, a download longer than the worker timeout got all its tasks requeued as if it had died)."""
     import time
 
-    from tasks.models import Worker
+    from pools.models import ComputeNode
 
     release = threading.Event()
 
@@ -307,7 +307,7 @@ def test_a_slow_download_holds_up_nothing_else_on_the_worker(api, start_worker, 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "p"}}, format="json")
+        api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "local"}}, format="json")
         api.post("/batch/jobs/j/addtaskcollection", {"value": [
             {"id": "slow", "commandLine": "/bin/cat in.txt", "resourceFiles": [
                 {"httpUrl": f"http://127.0.0.1:{server.server_address[1]}/data", "filePath": "in.txt"}]},
@@ -320,9 +320,9 @@ def test_a_slow_download_holds_up_nothing_else_on_the_worker(api, start_worker, 
             assert time.monotonic() < deadline, "quick never completed while slow downloaded"
             time.sleep(0.1)
         assert Task.objects.get(key="slow").state == "running"  # still fetching its file
-        beat = Worker.objects.get(name="stager").heartbeat_at
+        beat = ComputeNode.objects.get(name="stager").heartbeat_at
         time.sleep(2.5)
-        assert Worker.objects.get(name="stager").heartbeat_at > beat  # the loop kept beating
+        assert ComputeNode.objects.get(name="stager").heartbeat_at > beat  # the loop kept beating
         release.set()
         while not Task.objects.filter(key="slow", state="completed").exists():
             assert time.monotonic() < deadline + 30, "slow never completed"

@@ -22,7 +22,7 @@ def seconds(iso_duration: str) -> float:
 
 @pytest.mark.django_db(transaction=True)
 def test_stats_of_tasks_and_their_job_come_from_what_the_runs_used(api, run_worker, tmp_path):
-    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "p"}}, format="json")
+    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "local"}}, format="json")
     burn = f'{PY} -c "sum(i * i for i in range(6_000_000))"'
     write = (f"{PY} -c \"import os; f = open('blob', 'wb'); f.write(os.urandom(4 << 20)); f.flush();"
              f" os.fsync(f.fileno())\"")
@@ -74,7 +74,7 @@ def test_job_stats_read_a_few_shard_rows_whatever_the_job_size(api, django_asser
 
 @pytest.fixture
 def job(api):
-    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "p"}, "usesTaskDependencies": True,
+    api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "local"}, "usesTaskDependencies": True,
                              "constraints": {"maxTaskRetryCount": 3}}, format="json")
     for i in range(3):
         api.post("/batch/jobs/j/tasks", {"id": f"t{i}", "commandLine": "x",

@@ -8,12 +8,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from pools.models import SCHEDULABLE_STATES, ComputeNode, NodeState
 from tasks import counts
-from tasks.models import Task, TaskState, Worker, WorkerState
-from tasks.services import runs as task_runs
+from tasks.models import Task, TaskState
 from tasks.services.sweeps import requeue_dead_workers
 
-from .helpers import add, assert_counts_exact, make_job, shared_file, wait_for
+from .helpers import add, assert_counts_exact, claim, make_job, shared_file, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,7 +24,7 @@ def test_two_worker_processes_never_run_a_task_twice(tmp_path, start_worker):
     workers = [start_worker("--poll", "0.1", "--slots", "3", "--name", f"w{i}") for i in range(2)]
     # Both must be polling before the first task exists: on a slow machine one worker
     # could otherwise start late and find the whole job already done.
-    wait_for(lambda: Worker.objects.filter(state=WorkerState.RUNNING).count() == 2, timeout=60)
+    wait_for(lambda: ComputeNode.objects.filter(state__in=SCHEDULABLE_STATES).count() == 2, timeout=60)
     add(job, *[f"t{i}" for i in range(300)],
         command=f"/bin/sh -c 'echo $AZ_BATCH_TASK_ID >> {ledger}'")
     wait_for(lambda: counts.read(job.pk).completed == 300, timeout=240)
@@ -56,7 +56,7 @@ def test_sigterm_stops_claiming_and_requeues_what_outlives_the_grace(start_worke
     assert {(t.state, t.requeue_count) for t in sleepers} == {(TaskState.ACTIVE, 1)}
     assert all(t.last_requeue_time for t in sleepers)
     assert Task.objects.get(key="later").state == TaskState.ACTIVE  # never claimed after the signal
-    assert Worker.objects.get(name="w").state == WorkerState.STOPPED
+    assert not ComputeNode.objects.filter(name="w").exists()
     assert_counts_exact(job.pk)
 
 
@@ -98,17 +98,17 @@ def test_the_tasks_of_a_worker_whose_heartbeat_stopped_are_requeued(start_worker
     worker.kill()  # no chance to clean up: as if its machine died
     worker.wait()
     assert requeue_dead_workers() == 0  # its heartbeat is still fresh
-    Worker.objects.filter(name="doomed").update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    ComputeNode.objects.filter(name="doomed").update(heartbeat_at=timezone.now() - timedelta(minutes=5))
     assert requeue_dead_workers() == 2
     assert set(Task.objects.values_list("state", "requeue_count")) == {(TaskState.ACTIVE, 1)}
-    assert Worker.objects.get(name="doomed").state == WorkerState.STOPPED
+    assert ComputeNode.objects.get(name="doomed").state == NodeState.UNKNOWN  # lost, as Batch shows it
     assert_counts_exact(job.pk)
     subprocess.run(["pkill", "-f", "sleep 600"])  # the dead worker's children, left behind as on a real crash
 
 
 def test_a_second_live_worker_with_the_same_name_is_refused(start_worker):
     first = start_worker("--name", "twin", "--poll", "0.1")
-    wait_for(lambda: Worker.objects.filter(name="twin", state=WorkerState.RUNNING).exists())
+    wait_for(lambda: ComputeNode.objects.filter(name="twin", state__in=SCHEDULABLE_STATES).exists())
     second = start_worker("--name", "twin")
     assert second.wait(timeout=20) != 0
     assert "is alive" in second.stderr.read()
@@ -119,10 +119,8 @@ def test_a_second_live_worker_with_the_same_name_is_refused(start_worker):
 def test_a_worker_restarted_under_its_name_requeues_what_it_left_running(run_worker):
     job = make_job("left")
     add(job, "a")
-    task_runs.claim_tasks(node_id="phoenix", limit=1)  # as if "phoenix" died running it
-    Worker.objects.create(name="phoenix", hostname="h", pid=1, slots=1, state=WorkerState.RUNNING,
-                          started_at=timezone.now() - timedelta(hours=1),
-                          heartbeat_at=timezone.now() - timedelta(hours=1))
+    claim(node_id="phoenix", limit=1)  # as if "phoenix" died running it
+    ComputeNode.objects.filter(name="phoenix").update(heartbeat_at=timezone.now() - timedelta(hours=1))
     run_worker("--name", "phoenix")
     a = Task.objects.get(key="a")
     assert (a.state, a.result, a.requeue_count) == ("completed", "success", 1)

@@ -17,8 +17,9 @@ from django.test.utils import CaptureQueriesContext
 from nodes.agent import WorkerLoop
 from nodes.sandbox import Containment
 from nodes.slots import Phase
+from pools.models import ComputeNode, NodeState
 from tasks import counts
-from tasks.models import NodeTask, Task, TaskState, Worker, WorkerState
+from tasks.models import NodeTask, Task, TaskState
 
 from .conftest import sandbox_missing
 from .helpers import TASK_PYTHON, add, assert_counts_exact, make_job
@@ -68,7 +69,7 @@ def test_stepping_runs_tasks_to_their_documented_ends(make_loop):
     add(job, "killed", command="/bin/sh -c 'kill -9 $$'")
     add(job, "missing", command="/no/such/program")
     loop = make_loop(slots=3, exit_when_idle=True)
-    assert Worker.objects.get(name="inproc").state == WorkerState.RUNNING
+    assert ComputeNode.objects.get(name="inproc").takes_tasks
 
     step_until(loop, loop.finished)
     loop.shutdown()
@@ -83,7 +84,7 @@ def test_stepping_runs_tasks_to_their_documented_ends(make_loop):
     assert counts.read(job.pk).as_dict() == {"active": 0, "running": 0, "completed": 15, "succeeded": 12,
                                              "failed": 3}
     assert_counts_exact(job.pk)
-    assert Worker.objects.get(name="inproc").state == WorkerState.STOPPED
+    assert not ComputeNode.objects.filter(name="inproc").exists()
 
 
 @pytest.fixture
@@ -110,11 +111,11 @@ def test_a_signal_only_sets_a_flag_and_the_next_step_stops_and_drains(make_loop,
     assert loop.signals.count == 1
     assert len(queries) == 0  # the handler wrote nothing
     assert not loop.stopping
-    assert Worker.objects.get(name="inproc").state == WorkerState.RUNNING
+    assert ComputeNode.objects.get(name="inproc").takes_tasks
 
     loop.step()
     assert loop.stopping
-    assert Worker.objects.get(name="inproc").state == WorkerState.STOPPING
+    assert ComputeNode.objects.get(name="inproc").state == NodeState.LEAVING_POOL
     step_until(loop, loop.finished, timeout=30)
     loop.shutdown()
 
@@ -123,7 +124,7 @@ def test_a_signal_only_sets_a_flag_and_the_next_step_stops_and_drains(make_loop,
     assert (sleeper.state, sleeper.requeue_count) == (TaskState.ACTIVE, 1)
     later = Task.objects.get(key="later")  # never claimed once stopping
     assert (later.state, later.attempt, later.requeue_count) == (TaskState.ACTIVE, 0, 0)
-    assert Worker.objects.get(name="inproc").state == WorkerState.STOPPED
+    assert not ComputeNode.objects.filter(name="inproc").exists()
     assert_counts_exact(job.pk)
 
 

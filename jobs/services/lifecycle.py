@@ -7,12 +7,14 @@ job's tasks itself and adds only the job manager, so it imports no task service
 that imports it.
 """
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from batchapi.errors import BatchError
 from batchapi.ids import id_key
+from pools.services.lifecycle import ensure_pool
 from tasks import counts
 from tasks.models import RUNNING_STATES, Task, TaskResult, TaskState
 from tasks.node_tasks import release_pending
@@ -52,13 +54,15 @@ def create_job(*, spec: dict, job_manager: dict | None = None) -> Job:
         raise ValueError("a job with a jobManagerTask is created with its task's fields (job_manager), "
                          "and only such a job")
     now = timezone.now()
+    pool_id = pool_id_of(spec.get("pool_info"))
     try:
         with transaction.atomic():
             job = Job.objects.create(
                 key=id_key(spec["batch_id"]), state=JobState.ACTIVE, state_transition_time=now,
-                start_time=now, creation_time=now, last_modified=now, **spec,
+                start_time=now, creation_time=now, last_modified=now, pool_key=id_key(pool_id), **spec,
             )
             counts.create_shards(job)
+            ensure_pool(job.account, pool_id, for_job=job.batch_id)
             if job_manager is not None:
                 add_task(job=job, spec=job_manager)
             events.job_changed(job.pk)
@@ -70,6 +74,11 @@ def create_job(*, spec: dict, job_manager: dict | None = None) -> Job:
     return job
 
 
+def pool_id_of(pool_info: dict | None) -> str:
+    """The pool a job's tasks run in: the one its poolInfo names, or the default pool."""
+    return (pool_info or {}).get("poolId") or settings.BATCHSITE_DEFAULT_POOL
+
+
 def update_job(*, job: Job, changes: dict, replace: bool = False) -> Job:
     """Update Job (PATCH: the given fields) or Replace Job (PUT: unspecified fields reset)."""
     unknown = set(changes) - set(UPDATABLE)
@@ -78,6 +87,10 @@ def update_job(*, job: Job, changes: dict, replace: bool = False) -> Job:
     values = {**(UPDATABLE if replace else {}), **changes}
     with transaction.atomic():
         lock_open_job(job)
+        if "pool_info" in values:
+            pool_id = pool_id_of(values["pool_info"])
+            values["pool_key"] = id_key(pool_id)
+            ensure_pool(job.account, pool_id, for_job=job.batch_id)
         values["last_modified"] = timezone.now()
         Job.objects.filter(pk=job.pk).update(**values)
         events.job_changed(job.pk)

@@ -6,15 +6,18 @@ nodes as its targets say, its allocation state is `resizing`.
 
 import logging
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import BatchAccount
 from batchapi.errors import BatchError, pool_being_deleted
 from batchapi.ids import id_key
-from jobs.transitions import move
+from jobs.transitions import move, remove_nodes
 
-from ..models import AllocationState, Pool, PoolState
-from ..selectors import check_pool_active
+from .. import node_counts
+from ..models import AGENT_STATES, AllocationState, ComputeNode, NodeState, Pool, PoolState
+from ..selectors import check_pool_active, find_pool
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +44,49 @@ def create_pool(*, spec: dict) -> Pool:
     allocation = allocation_for(spec.get("target_dedicated_nodes", 0), spec.get("target_low_priority_nodes", 0))
     try:
         with transaction.atomic():
-            return Pool.objects.create(
+            pool = Pool.objects.create(
                 key=id_key(spec["batch_id"]), state=PoolState.ACTIVE, state_transition_time=now,
                 allocation_state=allocation, allocation_state_transition_time=now,
                 creation_time=now, last_modified=now, **spec)
+            node_counts.create_shards(pool)
+            return pool
     except IntegrityError:
         if Pool.objects.filter(account=spec["account"], key=id_key(spec["batch_id"])).exists():
             raise pool_exists(spec["batch_id"]) from None
         raise
+
+
+def automatic_pool_spec(account: BatchAccount, pool_id: str, *, for_job: str = "") -> dict:
+    """The pool Batchsite makes on its own: on this machine, one node of BATCHSITE_WORKER_SLOTS slots."""
+    return dict(account=account, batch_id=pool_id, vm_size=settings.BATCHSITE_LOCAL_VM_SIZE,
+                target_dedicated_nodes=1, task_slots_per_node=settings.BATCHSITE_WORKER_SLOTS,
+                provider="local", made_for_job=for_job)
+
+
+def ensure_pool(account: BatchAccount, pool_id: str, *, for_job: str = "") -> Pool | None:
+    """Pool `pool_id` of `account`; made on the local provider if it does not exist and
+    BATCHSITE_AUTO_POOLS allows (the default pool always may be), else None."""
+    pool = find_pool(account, pool_id)
+    if pool is not None:
+        return pool
+    if not (settings.BATCHSITE_AUTO_POOLS or id_key(pool_id) == id_key(settings.BATCHSITE_DEFAULT_POOL)):
+        return None
+    try:
+        pool = create_pool(spec=automatic_pool_spec(account, pool_id, for_job=for_job))
+    except BatchError:  # made meanwhile by someone else
+        return find_pool(account, pool_id)
+    log.info("made pool %s in account %s%s", pool_id, account.name, f" for job {for_job}" if for_job else "")
+    return pool
+
+
+def pool_for_node(account_name: str, pool_id: str) -> Pool | None:
+    """The pool a node started by hand joins (made, as `ensure_pool` may)."""
+    account = BatchAccount.objects.filter(name=account_name).first()
+    if account is None:
+        if account_name != settings.BATCHSITE_DEFAULT_ACCOUNT:
+            return None
+        account, _ = BatchAccount.objects.get_or_create(name=account_name)
+    return ensure_pool(account, pool_id)
 
 
 def _change(pool: Pool, values: dict) -> Pool:
@@ -79,16 +117,21 @@ def update_pool_properties(*, pool: Pool, changes: dict) -> Pool:
 
 
 def delete_pool(*, pool: Pool) -> None:
-    """Delete Pool: the pool goes to `deleting` now; its nodes leave, then `purge_deleted_pools` removes it."""
+    """Delete Pool: the pool goes to `deleting` now and its nodes leave (their running tasks
+    are requeued, as Batch does); once none is left, `purge_deleted_pools` removes it."""
     with transaction.atomic():
         if not move(Pool.objects.filter(pk=pool.pk), PoolState.DELETING, from_states=(PoolState.ACTIVE,)):
             raise pool_being_deleted(pool.batch_id)
+        move(ComputeNode.objects.filter(pool=pool), NodeState.LEAVING_POOL,
+             from_states=[s for s in NodeState if s != NodeState.LEAVING_POOL], deallocation="requeue")
 
 
 def purge_deleted_pools() -> int:
-    """Remove the pools being deleted (housekeeping). No node belongs to a pool yet, so none waits."""
+    """Remove the pools being deleted whose nodes have all left (housekeeping). Nodes with no
+    agent to leave (lost, or never started) are forgotten first."""
+    remove_nodes(ComputeNode.objects.filter(pool__state=PoolState.DELETING).exclude(state__in=AGENT_STATES))
     removed = 0
-    for pool in Pool.objects.filter(state=PoolState.DELETING).only("pk", "batch_id")[:100]:
-        removed += Pool.objects.filter(pk=pool.pk, state=PoolState.DELETING).delete()[0]
+    for pool in Pool.objects.filter(state=PoolState.DELETING, nodes__isnull=True).only("pk", "batch_id")[:100]:
+        removed += Pool.objects.filter(pk=pool.pk, state=PoolState.DELETING, nodes__isnull=True).delete()[0]
         log.info("pool %s deleted", pool.batch_id)
     return removed

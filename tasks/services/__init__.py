@@ -5,5 +5,5 @@
 - actions:    what users ask of a task: terminate, reactivate, delete, update
 - node_task_runs: the runs of a job's preparation and release tasks on a node
 - sweeps:     the housekeeping every worker does
-- workers:    the rows of the workers (Batch's nodes): register, heartbeat, stop
+(A node's own life in its pool is `pools.services.nodes`.)
 """

@@ -15,6 +15,8 @@ from batchapi.errors import BatchError
 from jobs.models import Job, OnTaskFailure
 from jobs.services.lifecycle import disable_job, settle_job, terminate_job
 from jobs.transitions import count, move
+from pools import node_load
+from pools.models import ComputeNode, Pool
 
 from .. import counts, dependencies, exits, node_tasks, stats
 from ..models import RUNNING_STATES, NodeTask, Task, TaskKind, TaskResult, TaskState
@@ -32,6 +34,7 @@ from ..outcomes import FAILURE_EXIT_CODE, files_expire_after, run_time_until
 # job index and a sort, which reads every task of the job. SQLite is told the
 # index outright; its planner preferred task_job_state and walked past waiting tasks.
 _TASK, _JOB = Task._meta.db_table, Job._meta.db_table
+_NODE, _POOL = ComputeNode._meta.db_table, Pool._meta.db_table
 
 
 def _runnable(alias: str) -> str:
@@ -40,17 +43,23 @@ def _runnable(alias: str) -> str:
 
 
 def _jobs_with_runnable_tasks(node_id: str) -> list[Job]:
-    """Up to 4 active jobs that have a runnable task, highest priority first, then oldest.
+    """Up to 4 active jobs of the node's pool that have a runnable task, highest priority first,
+    then oldest; none while the node does not take tasks (not idle or running, scheduling
+    disabled, its pool being deleted).
 
-    One index probe per active job: a scalar subquery with LIMIT is run as such
-    (an EXISTS would be planned as a join). Jobs whose preparation failed for good
-    on this node are not this node's to run.
+    The node and its pool are one primary-key probe each; the jobs of the pool are a
+    range of job_active_in_pool. One index probe per active job: a scalar subquery
+    with LIMIT is run as such (an EXISTS would be planned as a join). Jobs whose
+    preparation failed for good on this node are not this node's to run.
     """
     return list(Job.objects.raw(
-        f"SELECT * FROM {_JOB} j WHERE j.state = 'active' AND ("
+        f"SELECT j.* FROM {_NODE} n JOIN {_POOL} p ON p.id = n.pool_id"
+        f" JOIN {_JOB} j ON j.account_id = p.account_id AND j.pool_key = p.key"
+        f" WHERE n.name = %s AND n.state IN ('idle', 'running') AND n.scheduling_state = 'enabled'"
+        f" AND p.state = 'active' AND j.state = 'active' AND ("
         f"SELECT t.id FROM {_runnable('t')} AND t.job_id = j.id ORDER BY t.id + 0 LIMIT 1) IS NOT NULL"
-        f" AND NOT EXISTS (SELECT 1 FROM {NodeTask._meta.db_table} n WHERE n.job_id = j.id"
-        f" AND n.node_id = %s AND n.refuses_job)"
+        f" AND NOT EXISTS (SELECT 1 FROM {NodeTask._meta.db_table} r WHERE r.job_id = j.id"
+        f" AND r.node_id = n.name AND r.refuses_job)"
         f" ORDER BY j.priority DESC, j.id LIMIT 4", [node_id]))
 
 
@@ -71,8 +80,11 @@ class Claim(list):
         self.job, self.prepare = job, prepare
 
 
-def claim_tasks(*, node_id: str, limit: int) -> Claim:
-    """Give up to `limit` runnable tasks to worker `node_id`, marked running.
+def claim_tasks(*, node_id: str, limit: int, holding: node_load.Load | None = None) -> Claim:
+    """Give up to `limit` runnable tasks of its pool to node `node_id`, marked running.
+
+    `holding` is what the node runs already, as its agent knows: the node's running
+    counts become that and the claim, in the claim's transaction.
 
     Two workers never get the same task: on PostgreSQL the candidate rows are
     locked with SKIP LOCKED, so concurrent claimers take different rows; on
@@ -110,6 +122,9 @@ def claim_tasks(*, node_id: str, limit: int) -> Claim:
                 task.job = job
                 for name, value in values.items():
                     setattr(task, name, value)
+            if holding is not None:
+                node_load.report(node_id, node_load.Load(holding.tasks + len(tasks), holding.slots + len(tasks)),
+                                 started=len(tasks))
             return Claim(tasks, job=job, prepare=prepare)
     return Claim()
 
@@ -191,8 +206,11 @@ class RunEnd:
     usage: stats.Usage | None = None  # what the run used, as the worker measured it
 
 
-def finish_tasks(ends: list[RunEnd]) -> list[str | None]:
+def finish_tasks(ends: list[RunEnd], *, node_id: str = "", holding: node_load.Load | None = None) -> list[str | None]:
     """Record the ends of several runs in one transaction; what became of each.
+
+    With `node_id` and `holding` (what that node still runs), the node's running
+    counts become `holding` in the same transaction.
 
     Exit code 0 succeeds. A non-zero exit is retried while retries remain
     (maxTaskRetryCount, -1 for ever), else fails with FailureExitCode. A run with
@@ -207,6 +225,8 @@ def finish_tasks(ends: list[RunEnd]) -> list[str | None]:
             dependencies.hold_parents(job_pk)  # before any task row, as Terminate Job locks job then tasks
         outcomes = [_finish(end, ending) for end in ends]
         ending.close()
+        if node_id and holding is not None:
+            node_load.report(node_id, holding, succeeded=outcomes.count("succeeded"))
     return outcomes
 
 

@@ -17,11 +17,13 @@ from jobs import events
 from jobs.models import OPEN_STATES, Job, JobState, OnAllTasksComplete
 from jobs.services.lifecycle import settle_job, terminate_job, terminate_running_tasks_of_job
 from jobs.transitions import count
+from pools.models import AGENT_STATES, ComputeNode
 from pools.services.lifecycle import purge_deleted_pools
+from pools.services.nodes import lose_nodes
 
 from .. import counts
 from ..files import job_dir, task_dir
-from ..models import RUNNING_STATES, Task, Worker, WorkerState
+from ..models import RUNNING_STATES, Task
 from ..node_tasks import release_pending
 from ..rundirs import remove_tree
 from .runs import requeue_tasks
@@ -44,16 +46,21 @@ def sweep(*, purge_for: float = 0.5) -> None:
 
 
 def requeue_dead_workers() -> int:
-    """Requeue the tasks of workers whose heartbeat stopped; any worker may do this."""
+    """Nodes whose heartbeat stopped are lost (`unknown`) and their tasks requeued; so are tasks
+    left running on a node that is no longer in any pool. Any worker may do this."""
     cutoff = timezone.now() - settings.BATCHSITE_WORKER_TIMEOUT
-    total = 0
-    dead = Worker.objects.filter(state__in=[WorkerState.RUNNING, WorkerState.STOPPING], heartbeat_at__lt=cutoff)
-    for worker in dead:
-        # Compare-and-set on the heartbeat: a worker that came back meanwhile keeps its tasks.
-        if Worker.objects.filter(pk=worker.pk, heartbeat_at=worker.heartbeat_at).update(state=WorkerState.STOPPED):
-            n = requeue_tasks(node_id=worker.name)
-            log.warning("worker %s stopped its heartbeat; requeued %d task(s)", worker.name, n)
-            total += n
+    suspects = ComputeNode.objects.filter(state__in=AGENT_STATES, heartbeat_at__lt=cutoff).only(
+        "pk", "name", "heartbeat_at")
+    total = lose_nodes(suspects)
+    # The partial index task_running_on_node holds only running tasks: a short read.
+    holders = set(Task.objects.filter(state__in=RUNNING_STATES).values_list("node_id", flat=True).distinct())
+    if not holders:
+        return total
+    gone = holders - set(ComputeNode.objects.filter(name__in=holders).values_list("name", flat=True))
+    for node_id in sorted(gone):
+        n = requeue_tasks(node_id=node_id)
+        log.warning("node %s is in no pool; requeued %d task(s) it held", node_id, n)
+        total += n
     return total
 
 

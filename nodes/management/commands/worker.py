@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from nodes.agent import WorkerLoop
 from nodes.host import database_open_to_tasks, default_name
 from nodes.sandbox import Containment, ContainmentUnavailable
-from tasks.services.workers import WorkerNameTaken
+from pools.services.nodes import NodeNameTaken, NoSuchPool
 
 UNCONFINED_WARNING = """
   ***************************************************************************
@@ -19,8 +19,13 @@ class Command(BaseCommand):
     help = "Run tasks: claim them, run their command lines in a sandbox, record how they end."
 
     def add_arguments(self, parser):
-        parser.add_argument("--slots", type=int, default=1, help="tasks run at once (default 1)")
-        parser.add_argument("--name", default="", help="node id (default: hostname-pid); unique among live workers")
+        parser.add_argument("--pool", default="", help="the pool this node joins (default: BATCHSITE_DEFAULT_POOL, "
+                                                       "'local'); made if missing where BATCHSITE_AUTO_POOLS allows")
+        parser.add_argument("--account", default="", help="the pool's Batch account (default: "
+                                                          "BATCHSITE_DEFAULT_ACCOUNT)")
+        parser.add_argument("--slots", type=int, default=None,
+                            help="tasks run at once (default: the pool's taskSlotsPerNode)")
+        parser.add_argument("--name", default="", help="node id (default: hostname-pid); unique among live nodes")
         parser.add_argument("--grace", type=float, default=10.0,
                             help="seconds running tasks get to finish on SIGTERM/SIGINT before being requeued")
         parser.add_argument("--poll", type=float, default=0.5, help="seconds between looks for work when idle")
@@ -29,8 +34,8 @@ class Command(BaseCommand):
                             help="where tasks cannot be sandboxed, run them anyway as this worker's user "
                                  "(they can then read everything the worker can: not for untrusted tasks)")
 
-    def handle(self, *args, slots, name, grace, poll, exit_when_idle, allow_unconfined, **options):
-        if slots < 1:
+    def handle(self, *args, pool, account, slots, name, grace, poll, exit_when_idle, allow_unconfined, **options):
+        if slots is not None and slots < 1:
             raise CommandError("--slots must be at least 1")
         try:
             containment = Containment.for_worker(allow_unconfined=allow_unconfined)
@@ -42,9 +47,10 @@ class Command(BaseCommand):
             self.stderr.write(UNCONFINED_WARNING.format(why=containment.why_unconfined))
         elif open_database := database_open_to_tasks():
             self.stderr.write(f"\n  WARNING: {open_database}.\n\n")
-        loop = WorkerLoop(name=name or default_name(), slots=slots, grace=grace, poll_interval=poll,
+        loop = WorkerLoop(name=name or default_name(), pool=pool, account=account, slots=slots, grace=grace,
+                          poll_interval=poll,
                           exit_when_idle=exit_when_idle, containment=containment)
         try:
             loop.run()
-        except WorkerNameTaken as taken:
-            raise CommandError(str(taken)) from None
+        except (NodeNameTaken, NoSuchPool) as refused:
+            raise CommandError(str(refused)) from None

@@ -1,0 +1,98 @@
+"""The allocator: a long-running process that gives each pool the nodes its targets ask for.
+
+Every round it reconciles, pool by pool: nodes a resizing pool lacks are made (rows
+first, then the provider starts them), nodes beyond its targets are asked to leave
+(their agents drain as the pool's nodeDeallocationOption says and stop), lost nodes
+are forgotten and replaced, and a pool whose nodes meet its targets (or whose
+resizeTimeout passed, or that was told to stop) becomes steady. What to do is the
+services' (`pools.services.allocation`); how a node comes to be is its provider's
+(`nodes.providers`), so a Slurm provider changes nothing here.
+"""
+
+import logging
+import time
+
+from django.db import close_old_connections
+
+from pools.models import AllocationState, ComputeNode, Pool, PoolState
+from pools.services import allocation
+from pools.services.lifecycle import purge_deleted_pools
+
+from .providers import Provider
+from .signals import StopSignals
+
+log = logging.getLogger("batchsite.allocator")
+
+
+class Allocator:
+    def __init__(self, providers: dict[str, Provider], *, interval: float = 1.0):
+        self.providers = providers
+        self.interval = interval
+        self.signals = StopSignals()
+
+    def run(self) -> None:
+        self.signals.install()
+        log.info("allocator started; providers: %s", ", ".join(self.providers))
+        try:
+            while not self.signals.take():
+                close_old_connections()
+                try:
+                    self.step()
+                except Exception:  # a bad round must not stop every pool's allocation
+                    log.exception("allocation round failed")
+                time.sleep(self.interval)
+        finally:
+            for provider in self.providers.values():
+                stop_all = getattr(provider, "stop_all", None)
+                if stop_all:
+                    stop_all()
+            log.info("allocator stopped")
+
+    def step(self) -> None:
+        self.notice_ended()
+        pools = Pool.objects.filter(provider__in=list(self.providers)).select_related("account")
+        for pool in pools:
+            self.reconcile(pool, self.providers[pool.provider])
+        purge_deleted_pools()
+
+    def notice_ended(self) -> None:
+        """Nodes whose processes ended without leaving their pool: crashed, or never started."""
+        for provider in self.providers.values():
+            for ended in provider.ended():
+                node = ComputeNode.objects.filter(name=ended.name).first()
+                if node is not None:
+                    log.warning("node %s ended: %s", ended.name, ended.message)
+                    allocation.node_ended(node, ended.message)
+
+    def reconcile(self, pool: Pool, provider: Provider) -> None:
+        if pool.state == PoolState.DELETING:
+            provider.remove(allocation.unborn_nodes(pool))
+            allocation.cancel(allocation.unborn_nodes(pool))
+            return
+        if allocation.forget_lost(pool, provider.name):
+            allocation.needs_a_node(pool)
+        elif pool.allocation_state == AllocationState.STEADY:
+            allocation.needs_a_node(pool)  # a node that ended leaves it short
+        pool.refresh_from_db(fields=["allocation_state", "allocation_state_transition_time", "target_dedicated_nodes",
+                                     "target_low_priority_nodes", "resize_deallocation", "resize_timeout"])
+        if pool.allocation_state == AllocationState.RESIZING and not allocation.timed_out(pool):
+            plan = allocation.plan(pool)
+            for dedicated, n in ((True, plan.dedicated), (False, plan.low_priority)):
+                if n:
+                    self.make(pool, provider, n, dedicated=dedicated)
+            if plan.leaving:
+                provider.remove(allocation.let_go(pool, plan.leaving))
+        elif pool.allocation_state != AllocationState.STEADY:  # stopping, or out of time
+            unborn = allocation.unborn_nodes(pool)
+            provider.remove(unborn)
+            allocation.cancel(unborn)
+        if allocation.settle(pool) == AllocationState.STEADY and pool.allocation_state != AllocationState.STEADY:
+            log.info("pool %s is steady", pool.batch_id)
+
+    def make(self, pool: Pool, provider: Provider, n: int, *, dedicated: bool) -> None:
+        rows = allocation.make_nodes(pool, n, dedicated=dedicated, provider=provider.name)
+        started = provider.create(pool, rows)
+        for row in rows:
+            if row.name in started:
+                allocation.node_launched(row, started[row.name])
+        log.info("pool %s: started %d of %d node(s)", pool.batch_id, len(started), n)

@@ -1,0 +1,40 @@
+"""The bodies of the pool and node actions: Resize, Remove Nodes, Disable Scheduling, Reboot."""
+
+from rest_framework import serializers
+
+from batchapi.fields import EnumField, IntField, WireDurationField
+
+from .serializers import MIN_RESIZE_TIMEOUT
+from .services.node_actions import MAX_NODES_REMOVED, OPTIONS
+
+DEALLOCATION = list(OPTIONS)
+
+
+
+class ResizeSerializer(serializers.Serializer):
+    resizeTimeout = WireDurationField(required=False)
+    nodeDeallocationOption = EnumField(DEALLOCATION, required=False)
+
+    def validate_resizeTimeout(self, value):
+        if value is None or value < MIN_RESIZE_TIMEOUT:
+            raise serializers.ValidationError("must be at least 5 minutes (PT5M) and have a limit")
+        return value
+
+
+class PoolResizeSerializer(ResizeSerializer):
+    targetDedicatedNodes = IntField(required=False, min_value=0)
+    targetLowPriorityNodes = IntField(required=False, min_value=0)
+
+
+class NodeRemoveSerializer(ResizeSerializer):
+    nodeList = serializers.ListField(child=serializers.CharField(max_length=128), min_length=1,
+                                     max_length=MAX_NODES_REMOVED)
+
+
+class NodeDisableSchedulingSerializer(serializers.Serializer):
+    nodeDisableSchedulingOption = EnumField(["requeue", "terminate", "taskcompletion"], required=False)
+
+
+class NodeRebootSerializer(serializers.Serializer):
+    # The deallocation options, as Batch has them (one enum in the schema: settings.SPECTACULAR_SETTINGS).
+    nodeRebootOption = EnumField(DEALLOCATION, required=False)

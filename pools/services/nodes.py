@@ -1,0 +1,151 @@
+"""A compute node's life in its pool: it joins, beats its heartbeat, leaves, or is lost.
+
+A node is a `manage.py worker` process (the node agent). Which process a row
+names, and whether it still lives, is the node's own knowledge (it reads /proc
+there): the node passes its verdict in. Finding nodes whose heartbeat stopped is a
+sweep (`tasks.services.sweeps`), which calls `lose_nodes`.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.transitions import count_nodes, move, remove_nodes
+from tasks.services.node_task_runs import forget_unfinished_releases
+from tasks.services.runs import requeue_tasks
+
+from .. import node_load
+from ..models import AGENT_STATES, ComputeNode, NodeState
+from .lifecycle import pool_for_node
+
+log = logging.getLogger(__name__)
+
+
+class NodeNameTaken(RuntimeError):
+    """A live node already goes by the name."""
+
+
+class NoSuchPool(RuntimeError):
+    """The pool a node was to join does not exist, and Batchsite may not make it."""
+
+
+@dataclass
+class NodeStart:
+    """Who a starting node is, as its agent tells it."""
+
+    name: str
+    hostname: str
+    pid: int
+    confined: bool
+    containment: str
+    process_key: str
+    account: str = ""  # the pool's account (default: BATCHSITE_DEFAULT_ACCOUNT)
+    pool: str = ""  # the pool's id (default: BATCHSITE_DEFAULT_POOL)
+    slots: int | None = None  # default: the pool's taskSlotsPerNode
+    ip_address: str = ""
+    agent_version: str = ""
+
+
+def join_pool(start: NodeStart, *, predecessor_is_dead: Callable[[ComputeNode], bool]) -> ComputeNode:
+    """Node `start.name` joins its pool, idle; tasks an earlier life of the name left running are requeued.
+
+    Refused (NodeNameTaken) while another process of the name lives: its row is an
+    agent's, its heartbeat is fresh, and `predecessor_is_dead` (the node's look at
+    the process the row names) cannot tell that it has ended. A row the allocator
+    made for this node (`creating`, `starting`) is taken over; so is a lost one.
+    """
+    pool = pool_for_node(start.account or settings.BATCHSITE_DEFAULT_ACCOUNT,
+                         start.pool or settings.BATCHSITE_DEFAULT_POOL)
+    if pool is None:
+        raise NoSuchPool(f"there is no pool {start.pool!r} in account {start.account!r}: create it first "
+                         "(az batch pool create), or let Batchsite make it (BATCHSITE_AUTO_POOLS=1)")
+    now = timezone.now()
+    stale_before = now - settings.BATCHSITE_WORKER_TIMEOUT
+    with transaction.atomic():
+        existing = ComputeNode.objects.select_for_update().filter(name=start.name).first()
+        if (existing and existing.state in AGENT_STATES and existing.heartbeat_at
+                and existing.heartbeat_at > stale_before and not predecessor_is_dead(existing)):
+            raise NodeNameTaken(f"a node named {start.name!r} is alive (pid {existing.pid} on "
+                                f"{existing.hostname}); give this one another --name")
+        agent = dict(hostname=start.hostname, pid=start.pid, process_key=start.process_key, heartbeat_at=now,
+                     confined=start.confined, containment=start.containment, ip_address=start.ip_address,
+                     agent_version=start.agent_version, last_boot_time=now, running_tasks_count=0,
+                     running_task_slots_count=0, slots=start.slots or pool.task_slots_per_node)
+        if existing and existing.pool_id != pool.pk:
+            remove_nodes(ComputeNode.objects.filter(pk=existing.pk))  # it was another pool's node
+            existing = None
+        if existing:
+            moved = move(ComputeNode.objects.filter(pk=existing.pk), NodeState.IDLE,
+                         from_states=[s for s in NodeState if s != NodeState.IDLE], now=now, **agent)
+            if not moved:
+                ComputeNode.objects.filter(pk=existing.pk).update(last_modified=now, **agent)
+        else:
+            existing = ComputeNode.objects.create(
+                pool=pool, name=start.name, state=NodeState.IDLE, state_transition_time=now, creation_time=now,
+                last_modified=now, allocation_time=now, vm_size=pool.vm_size, **agent)
+            count_nodes(pool.pk, existing.is_dedicated, {NodeState.IDLE: 1})
+    # Runs left behind by an earlier life of this name go back to the queue; the
+    # release tasks it did not finish are owed again.
+    if requeued := requeue_tasks(node_id=start.name):
+        log.warning("requeued %d task(s) left running by an earlier node %s", requeued, start.name)
+    forget_unfinished_releases(start.name)
+    return ComputeNode.objects.select_related("pool").get(name=start.name)
+
+
+def heartbeat(name: str, load: node_load.Load | None = None, usage: dict | None = None) -> tuple[str, str] | None:
+    """The node lives; with `load`, what it runs now (which repairs a lost report). Returns the
+    node's state and deallocation option, for its agent to act on (`leavingpool`: asked to
+    leave; `rebooting`), or None when the node is no longer in a pool."""
+    values = {"heartbeat_at": timezone.now()}
+    if usage is not None:
+        values["usage"] = usage
+    with transaction.atomic():
+        if not ComputeNode.objects.filter(name=name).update(**values):
+            return None
+        if load is not None:
+            node_load.report(name, load)
+        return ComputeNode.objects.filter(name=name).values_list("state", "deallocation").first()
+
+
+def rebooted(name: str) -> None:
+    """The node's agent has started afresh after a Reboot: it is idle again."""
+    now = timezone.now()
+    with transaction.atomic():
+        move(ComputeNode.objects.filter(name=name), NodeState.IDLE, from_states=(NodeState.REBOOTING,), now=now,
+             last_boot_time=now, deallocation="", running_tasks_count=0, running_task_slots_count=0)
+
+
+def start_leaving(name: str) -> None:
+    """The node's agent is stopping: it claims no more, and its runs get their grace to finish."""
+    with transaction.atomic():
+        move(ComputeNode.objects.filter(name=name), NodeState.LEAVING_POOL,
+             from_states=[s for s in NodeState if s != NodeState.LEAVING_POOL])
+
+
+def leave_pool(name: str) -> None:
+    """The node's agent has stopped: the node is gone from its pool (its tasks were requeued)."""
+    with transaction.atomic():
+        remove_nodes(ComputeNode.objects.filter(name=name))
+
+
+def lose_nodes(nodes) -> int:
+    """Nodes whose heartbeat stopped become `unknown` and their tasks go back to the queue.
+
+    `nodes` is a queryset of the suspects with the heartbeat each was seen with
+    (compare-and-set: a node that beat its heartbeat meanwhile keeps its tasks).
+    Returns how many tasks were requeued.
+    """
+    requeued = 0
+    for node in nodes:
+        with transaction.atomic():
+            lost = move(ComputeNode.objects.filter(pk=node.pk, heartbeat_at=node.heartbeat_at), NodeState.UNKNOWN,
+                        from_states=AGENT_STATES, running_tasks_count=0, running_task_slots_count=0)
+        if lost:
+            n = requeue_tasks(node_id=node.name)
+            log.warning("node %s stopped its heartbeat; requeued %d task(s)", node.name, n)
+            requeued += n
+    return requeued
