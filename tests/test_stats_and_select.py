@@ -23,7 +23,7 @@ def seconds(iso_duration: str) -> float:
 @pytest.mark.django_db(transaction=True)
 def test_stats_of_tasks_and_their_job_come_from_what_the_runs_used(api, run_worker, tmp_path):
     api.post("/batch/jobs", {"id": "j", "poolInfo": {"poolId": "local"}}, format="json")
-    burn = f'{PY} -c "sum(i * i for i in range(6_000_000))"'
+    burn = f'{PY} -c "sum(i * i for i in range(15_000_000))"'  # ~0.5 s of CPU, well over the 0.2 asserted
     write = (f"{PY} -c \"import os; f = open('blob', 'wb'); f.write(os.urandom(4 << 20)); f.flush();"
              f" os.fsync(f.fileno())\"")
     # Fails on its first two runs (a marker file counts them), then succeeds.
