@@ -189,7 +189,7 @@ class WorkerLoop(PreparationAndRelease, PoolStartTask):
                 self.abandon_runs()
 
     def load(self) -> node_load.Load:
-        return node_load.Load(tasks=self.busy(), slots=self.busy())
+        return node_load.Load(tasks=self.work.running_tasks(), slots=self.busy())
 
     def timeout(self, now: float) -> float:
         moments = [self.next_check, self.next_heartbeat]

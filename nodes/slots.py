@@ -1,6 +1,6 @@
 """What this node's slots hold: one entry per piece of work, and the phase it is in.
 
-A task takes a slot from its claim until its run is recorded: while its resource
+A task takes its slots (requiredSlots, 1 unless it says) from its claim until its run is recorded: while its resource
 files come in, while it waits for its job's preparation on this node, while it
 runs, and while its output files go out. A job's preparation or release task takes
 none: Batch runs it beside the job's tasks, not instead of one.
@@ -105,7 +105,10 @@ class Slots:
         return key in self._work
 
     def busy(self) -> int:
-        """Slots taken."""
+        """Slots taken: each task takes its requiredSlots."""
+        return sum(work.row.required_slots for work in self._work.values() if work.takes_slot)
+
+    def running_tasks(self) -> int:
         return sum(work.takes_slot for work in self._work.values())
 
     def in_phase(self, *phases: Phase) -> list[Work]:

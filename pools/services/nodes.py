@@ -149,17 +149,18 @@ def start_task_ended(name: str, exit_code: int | None, failure: dict | None) -> 
         node = ComputeNode.objects.select_related("pool").select_for_update().filter(name=name).first()
         if node is None:
             return None
-        spec, info = node.pool.start_task or {}, dict(node.start_task_info or {})
-        info.update(exitCode=exit_code)
+        # startTaskInfo is Batch's JSON as the wire has it (its "state" is the run's, not the node's).
+        spec, info = node.pool.start_task or {}, {**(node.start_task_info or {}), "exitCode": exit_code}
         retries, limit = info.get("retryCount", 0), spec.get("maxTaskRetryCount", 0)
         if failure is None and exit_code == 0:
-            info.update(state="completed", endTime=iso(now), result="success", failureInfo=None)
+            info |= {"state": "completed", "endTime": iso(now), "result": "success", "failureInfo": None}
             outcome, state = "succeeded", NodeState.IDLE
         elif failure is None and (limit == -1 or retries < limit):
-            info.update(state="running", retryCount=retries + 1, lastRetryTime=iso(now))
+            info |= {"state": "running", "retryCount": retries + 1, "lastRetryTime": iso(now)}
             outcome, state = "retried", None
         else:
-            info.update(state="completed", endTime=iso(now), result="failure", failureInfo=failure or FAILURE_EXIT_CODE)
+            info |= {"state": "completed", "endTime": iso(now), "result": "failure",
+                     "failureInfo": failure or FAILURE_EXIT_CODE}
             outcome, state = "failed", NodeState.START_TASK_FAILED
         rows = ComputeNode.objects.filter(pk=node.pk)
         if not (state and move(rows, state, from_states=(NodeState.WAITING_FOR_START_TASK,), now=now,
