@@ -164,6 +164,6 @@ NODE_TASK_FILTERS = {"nodeId": Prop("node_key", "string")}
 class JobTaskCountsView(JobView):
     def get(self, request, job_id):
         job = self.job(job_id, only=("pk",))
-        task_counts = counts.read(job.pk).as_dict()
-        # Every task takes one slot until multi-slot scheduling exists.
-        return Response({"taskCounts": task_counts, "taskSlotCounts": dict(task_counts)})
+        task_counts = counts.read(job.pk)
+        # taskSlotCounts count each task's requiredSlots: they differ where tasks take more than one.
+        return Response({"taskCounts": task_counts.as_dict(), "taskSlotCounts": task_counts.slots()})

@@ -4,6 +4,7 @@ Nothing here changes state: `jobs.transitions.move` makes every state change,
 called by the services (`jobs.services`, `tasks.services`).
 """
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -45,6 +46,11 @@ class StateTracked(models.Model):
     @property
     def etag(self) -> str:
         return etag_for(self.last_modified)
+
+
+def pool_id_of(pool_info: dict | None) -> str:
+    """The pool a job's tasks run in: the one its poolInfo names, or the default pool."""
+    return (pool_info or {}).get("poolId") or settings.BATCHSITE_DEFAULT_POOL
 
 
 def etag_for(moment) -> str:

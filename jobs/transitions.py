@@ -28,15 +28,17 @@ from .models import Job
 
 def move(rows: QuerySet, to: str, *, from_states: Iterable[str], job_pk: int | None = None, now=None,
          result: str | None = None, from_result: str | None = None, pending: counts.Pending | None = None,
-         **values) -> int:
+         extra_slots: int | None = None, **values) -> int:
     """Move the rows of `rows` (job `job_pk`, tasks of it, or another resource's rows, such as a
     pool's) that are in one of `from_states` to state `to`; how many moved.
 
     Jobs: the job's watchers are nudged after commit. Tasks: their counts move from
     (state, `from_result`) to (`to`, `result`), state by state; the rows take `result`
     too, if given. The change is added to `pending` when given (the caller counts it
-    once, at the end of its transaction) or counted at once. `values` are the other
-    columns the move writes.
+    once, at the end of its transaction) or counted at once. The slot counts move
+    with them: `extra_slots` is the rows' slots beyond one each when the caller knows
+    them (a claim, a run's end: every row moves or none), else they are read from
+    the rows. `values` are the other columns the move writes.
     """
     now = now or timezone.now()
     if result is not None:
@@ -54,15 +56,27 @@ def move(rows: QuerySet, to: str, *, from_states: Iterable[str], job_pk: int | N
         return moved
     if job_pk is None:
         raise TypeError("move() moves the tasks of one job: name it (job_pk)")
+    groups = _same_counts(from_states)
+    if extra_slots is not None and len(groups) > 1:
+        raise TypeError("extra_slots is known for a move from states that count alike")
     total = 0
-    for group in _same_counts(from_states):
-        moved = rows.filter(state__in=group).update(state=to, **stamp, **values)
-        delta = counts.transition((group[0], from_result), (to, result), moved)
-        if any(delta.values()):  # preparing to running counts alike: no count row is touched
-            if pending is not None:
-                pending.add(job_pk, delta)
-            else:
-                count(job_pk, delta)
+    for group in groups:
+        group_rows = rows.filter(state__in=group)
+        per_task = counts.transition((group[0], from_result), (to, result))
+        if not any(per_task.values()):  # preparing to running counts alike: no count row is touched
+            total += group_rows.update(state=to, **stamp, **values)
+            continue
+        extra = extra_slots
+        if extra is None:  # locked, so that what is counted is what moves
+            heavy = list(group_rows.filter(required_slots__gt=1).select_for_update()
+                         .values_list("required_slots", flat=True))
+            extra = sum(heavy) - len(heavy)
+        moved = group_rows.update(state=to, **stamp, **values)
+        delta = counts.with_slots(counts.scaled(per_task, moved), counts.scaled(per_task, extra if moved else 0))
+        if pending is not None:
+            pending.add(job_pk, delta)
+        else:
+            count(job_pk, delta)
         total += moved
     return total
 

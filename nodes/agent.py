@@ -36,14 +36,15 @@ from .processes import Command, spawn, write_refusal
 from .reaping import become_subreaper
 from .sandbox import Containment
 from .signals import StopSignals
-from .slots import STAGING, Phase, Slots, Work, node_task_key
+from .slots import STAGING, Phase, Slots, StartTask, Work, node_task_key
+from .start_task import PoolStartTask
 from .transfers import download_resource_files, upload_output_files
 
 log = logging.getLogger("batchsite.worker")
 
 
 @dataclass
-class WorkerLoop(PreparationAndRelease):
+class WorkerLoop(PreparationAndRelease, PoolStartTask):
     name: str
     slots: int | None = None  # tasks run at once; by default the pool's taskSlotsPerNode
     pool: str = ""  # the pool it joins (default BATCHSITE_DEFAULT_POOL) of `account` (default account)
@@ -87,6 +88,7 @@ class WorkerLoop(PreparationAndRelease):
     def register(self) -> None:
         self.membership.join(self.containment)
         self.slots = self.membership.slots
+        self.launch_start_task()
 
     def notice_signals(self, now: float) -> None:
         """The first signal stops claiming and gives the runs their grace; another ends the grace."""
@@ -155,6 +157,7 @@ class WorkerLoop(PreparationAndRelease):
         if self.rebooting and not self.active():
             self.rebooting = False
             self.membership.rebooted()
+            self.launch_start_task()
         if self.stopping:
             if now >= self.stop_deadline:
                 self.abandon_runs()
@@ -186,7 +189,7 @@ class WorkerLoop(PreparationAndRelease):
                 self.abandon_runs()
 
     def load(self) -> node_load.Load:
-        return node_load.Load(tasks=self.busy(), slots=self.busy())
+        return node_load.Load(tasks=self.work.running_tasks(), slots=self.busy())
 
     def timeout(self, now: float) -> float:
         moments = [self.next_check, self.next_heartbeat]
@@ -239,7 +242,7 @@ class WorkerLoop(PreparationAndRelease):
         for fd in prepare_run_directory(command.directory, work.run_as.owner):
             os.close(fd)
         work.transfer = self.stager.submit(download_resource_files, command.resource_files, command.directory,
-                                           command.job.account.name, work.run_as)
+                                           command.account, work.run_as)
         self.work.add(work)
 
     def start(self, work: Work) -> None:
@@ -301,6 +304,8 @@ class WorkerLoop(PreparationAndRelease):
         self.work.remove(work)
         if isinstance(work.row, NodeTask):
             self.node_task_ended(work.row, exit_code, failure)
+        elif isinstance(work.row, StartTask):
+            self.start_task_ended(work.row, exit_code, failure)
         else:
             usage = work.run.usage if work.run else None
             self.record([task_runs.RunEnd(work.row, work.attempt, exit_code, failure, usage)])

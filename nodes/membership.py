@@ -36,12 +36,15 @@ class Membership:
     account: str = ""  # ... of this account (default BATCHSITE_DEFAULT_ACCOUNT)
     slots: int | None = None  # tasks run at once; by default the pool's taskSlotsPerNode
     pool_id: str = ""  # the pool it joined, as its id is spelt
+    account_name: str = ""  # and its account
+    start_task: dict | None = None  # the pool's start task, which the node runs when it (re)starts
 
     def join(self, containment) -> None:
         """Join the pool; raises nodes.NodeNameTaken while a live process has the name, nodes.NoSuchPool."""
         start, is_dead = node_start(self.name, containment, account=self.account, pool=self.pool, slots=self.slots)
         node = nodes.join_pool(start, predecessor_is_dead=is_dead)
         self.slots, self.pool_id = node.slots, node.pool.batch_id
+        self.account_name, self.start_task = node.pool.account.name, node.pool.start_task
 
     def beat(self, load: Load) -> Orders:
         """Say the node lives and what it runs; learn what its pool asks of it."""
@@ -53,8 +56,11 @@ class Membership:
                       at_once=option in ENDS_AT_ONCE)
 
     def rebooted(self) -> None:
-        nodes.rebooted(self.name)
+        self.start_task = nodes.rebooted(self.name)
         log.info("node %s rebooted", self.name)
+
+    def start_task_ended(self, exit_code: int | None, failure: dict | None) -> str | None:
+        return nodes.start_task_ended(self.name, exit_code, failure)
 
     def start_leaving(self) -> None:
         nodes.start_leaving(self.name)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from jobs.models import Job
+from jobs.models import Job, pool_id_of
 from tasks import node_tasks, stats
-from tasks.files import node_task_dir, shared_dir, task_dir
+from tasks.files import node_task_dir, shared_dir, startup_dir, task_dir
 from tasks.models import Task
 from tasks.outcomes import program_not_found
 from tasks.rundirs import prepare_run_directory
@@ -39,9 +39,11 @@ INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SHELL", "PYTHONIOE
 
 @dataclass
 class Command:
-    """What to run for a task, or for a job's preparation or release task, on this node."""
+    """What to run for a task, a job's preparation or release task, or the pool's start task, on this node."""
 
-    job: Job
+    account: str  # the account whose task it is
+    pool_id: str  # the pool this node is in
+    job: Job | None  # None for the pool's start task
     task_id: str
     directory: Path
     command_line: str
@@ -52,15 +54,25 @@ class Command:
 
     @classmethod
     def of_task(cls, task: Task) -> "Command":
-        return cls(task.job, task.batch_id, task_dir(task), task.command_line, task.environment_settings,
-                   task.user_identity, task.resource_files, task.max_wall_clock_time)
+        job = task.job
+        return cls(job.account.name, pool_id_of(job.pool_info), job, task.batch_id, task_dir(task),
+                   task.command_line, task.environment_settings, task.user_identity, task.resource_files,
+                   task.max_wall_clock_time)
 
     @classmethod
     def of_node_task(cls, job: Job, node_id: str, kind: str) -> "Command":
         spec = node_tasks.spec_of(job, kind) or {}
-        return cls(job, node_tasks.task_id_of(job, kind), node_task_dir(job, node_id, kind),
-                   spec.get("commandLine", ""), spec.get("environmentSettings") or [], spec.get("userIdentity"),
-                   spec.get("resourceFiles") or [], node_tasks.wall_clock_limit(job, kind))
+        return cls(job.account.name, pool_id_of(job.pool_info), job, node_tasks.task_id_of(job, kind),
+                   node_task_dir(job, node_id, kind), spec.get("commandLine", ""),
+                   spec.get("environmentSettings") or [], spec.get("userIdentity"), spec.get("resourceFiles") or [],
+                   node_tasks.wall_clock_limit(job, kind))
+
+    @classmethod
+    def of_start_task(cls, account: str, pool_id: str, node_id: str, spec: dict) -> "Command":
+        """The pool's start task, as it runs on node `node_id` (in its startup directory, no wall clock)."""
+        return cls(account, pool_id, None, "starttask", startup_dir(account, node_id), spec.get("commandLine", ""),
+                   spec.get("environmentSettings") or [], spec.get("userIdentity"), spec.get("resourceFiles") or [],
+                   None)
 
 
 @dataclass
@@ -126,11 +138,10 @@ def spawn(containment: Containment, node_id: str, command: Command, run_as: RunA
 
     Its run, or None and the failureInfo saying why it could not start.
     """
-    env = environment(command.job, node_id, task_id=command.task_id, directory=command.directory,
-                      own=command.own_env, run_as=run_as, confined=containment.confined)
+    env = environment(command, node_id, run_as=run_as, confined=containment.confined)
     env.update(extra_env)
     proc, error, info_fd = start_process(containment, command.command_line, command.directory, env, run_as=run_as,
-                                         binds=sandbox_binds(command.job, node_id, command.directory))
+                                         binds=sandbox_binds(command, node_id))
     if proc is None:
         return None, program_not_found(program_of(command.command_line), error)
     return Run(proc=proc, started=time.monotonic(), limit=command.limit, pidfd=pidfd(proc.pid), info_fd=info_fd), {}
@@ -143,50 +154,54 @@ def pidfd(pid: int) -> int | None:
         return None
 
 
-def environment(job: Job, node_id: str, *, task_id: str, directory: Path, own: list[dict], run_as: RunAs,
-                confined: bool) -> dict[str, str]:
-    """What a task (or the job's preparation or release task) finds in its environment."""
-    node_root = settings.BATCHSITE_NODE_ROOT
+def environment(command: Command, node_id: str, *, run_as: RunAs, confined: bool) -> dict[str, str]:
+    """What a task (or the job's preparation or release task, or the pool's start task) finds in its environment."""
+    node_root, job, directory = settings.BATCHSITE_NODE_ROOT, command.job, command.directory
     env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
     # The worker's home is hidden from tasks (credentials live there): a task's home is its directory.
     user = "root" if run_as.root_inside else run_as.name
     env.update({"HOME": str(directory), "USER": user, "LOGNAME": user})
     if confined:
         env["TMPDIR"] = "/tmp"  # the sandbox's own
-    for setting in [*job.common_environment_settings, *own]:
+    for setting in [*(job.common_environment_settings if job else ()), *command.own_env]:
         env[setting["name"]] = setting.get("value") or ""
     env.update({
-        "AZ_BATCH_ACCOUNT_NAME": job.account.name,
-        "AZ_BATCH_POOL_ID": (job.pool_info or {}).get("poolId", "local"),
+        "AZ_BATCH_ACCOUNT_NAME": command.account,
+        "AZ_BATCH_POOL_ID": command.pool_id,
         "AZ_BATCH_NODE_ID": node_id,
         "AZ_BATCH_NODE_IS_DEDICATED": "true",
         "AZ_BATCH_NODE_ROOT_DIR": str(node_root),
-        "AZ_BATCH_NODE_SHARED_DIR": str(shared_dir(job.account.name)),
-        "AZ_BATCH_JOB_ID": job.batch_id,
-        "AZ_BATCH_TASK_ID": task_id,
+        "AZ_BATCH_NODE_SHARED_DIR": str(shared_dir(command.account)),
+        "AZ_BATCH_NODE_STARTUP_DIR": str(startup_dir(command.account, node_id)),
         "AZ_BATCH_TASK_DIR": str(directory),
         "AZ_BATCH_TASK_WORKING_DIR": str(directory / "wd"),
         "AZ_BATCH_ACCOUNT_URL": settings.BATCHSITE_ACCOUNT_URL,
     })
+    if command.task_id != "starttask":  # Batch gives the start task no task or job id
+        env["AZ_BATCH_TASK_ID"] = command.task_id
+    if job is None:
+        return env
+    env["AZ_BATCH_JOB_ID"] = job.batch_id
     if job.job_preparation_task:
         prep = node_task_dir(job, node_id, node_tasks.PREPARATION)
         env["AZ_BATCH_JOB_PREP_DIR"], env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = str(prep), str(prep / "wd")
     return env
 
 
-def sandbox_binds(job: Job, node_id: str, directory: Path) -> tuple[list[Path], list[Path]]:
+def sandbox_binds(command: Command, node_id: str) -> tuple[list[Path], list[Path]]:
     """What a sandboxed run may see of the node, (writable, read-only): its own directory,
     its account's shared directory, and its job's preparation directory on this node (as
     Batch defines them). The preparation's is read-only for tasks: the worker writes
     there as root when the preparation runs again, never beside a task that could
     swap its folders; the release task, run when every task has ended, may write it.
     """
-    shared = shared_dir(job.account.name)
+    job, directory = command.job, command.directory
+    shared = shared_dir(command.account)
     if not shared.is_dir():
         shared.mkdir(parents=True, exist_ok=True)
         shared.chmod(0o1777)  # every task user of the account writes there, as in /tmp
     writable, read_only = [directory, shared], []
-    if job.job_preparation_task:
+    if job is not None and job.job_preparation_task:
         prep = node_task_dir(job, node_id, node_tasks.PREPARATION)
         if prep != directory:
             prep.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """What this node's slots hold: one entry per piece of work, and the phase it is in.
 
-A task takes a slot from its claim until its run is recorded: while its resource
+A task takes its slots (requiredSlots, 1 unless it says) from its claim until its run is recorded: while its resource
 files come in, while it waits for its job's preparation on this node, while it
 runs, and while its output files go out. A job's preparation or release task takes
 none: Batch runs it beside the job's tasks, not instead of one.
@@ -17,6 +17,16 @@ from .identities import RunAs
 from .processes import Command, Run
 
 
+@dataclass(eq=False)
+class StartTask:
+    """The pool's start task as this node runs it: `attempt` moves on with every run."""
+
+    spec: dict
+    account: str
+    pool_id: str
+    attempt: int = 1
+
+
 class Phase(enum.Enum):
     STAGING_IN = "staging-in"  # its resource files are coming in, on a staging thread
     WAITING = "waiting-for-preparation"  # claimed `preparing`: the job's preparation runs here first
@@ -31,7 +41,7 @@ STAGING = (Phase.STAGING_IN, Phase.STAGING_OUT)
 class Work:
     """A task, or a job's preparation or release task, between its claim (or start) and its record."""
 
-    row: Task | NodeTask
+    row: Task | NodeTask | StartTask
     phase: Phase
     command: Command | None = None  # None while it waits for the preparation
     run_as: RunAs | None = None
@@ -42,6 +52,8 @@ class Work:
     @property
     def key(self) -> tuple:
         row = self.row
+        if isinstance(row, StartTask):
+            return START_TASK
         return ("task", row.pk) if isinstance(row, Task) else ("node", row.job_id, row.kind)
 
     @property
@@ -57,7 +69,12 @@ class Work:
         row = self.row
         if isinstance(row, Task):
             return f"task {row.job.batch_id}/{row.batch_id}"
+        if isinstance(row, StartTask):
+            return f"pool {row.pool_id}: start task"
         return f"job {row.job.batch_id}: {row.kind} task"
+
+
+START_TASK = ("start",)
 
 
 def node_task_key(job_pk: int, kind: str) -> tuple:
@@ -88,7 +105,10 @@ class Slots:
         return key in self._work
 
     def busy(self) -> int:
-        """Slots taken."""
+        """Slots taken: each task takes its requiredSlots."""
+        return sum(work.row.required_slots for work in self._work.values() if work.takes_slot)
+
+    def running_tasks(self) -> int:
         return sum(work.takes_slot for work in self._work.values())
 
     def in_phase(self, *phases: Phase) -> list[Work]:

@@ -166,6 +166,11 @@ class ComputeNode(StateTracked):
     class Meta:
         indexes = [
             models.Index(fields=["pool", "name"], name="node_in_pool"),
+            # The claim's look at the pool's other nodes (nodeFillType): least and most busy first.
+            models.Index(fields=["pool", "running_tasks_count"], name="node_tasks_in_pool",
+                         condition=Q(state__in=["idle", "running"], scheduling_state="enabled")),
+            models.Index(fields=["pool", "-running_task_slots_count"], name="node_slots_in_pool",
+                         condition=Q(state__in=["idle", "running"], scheduling_state="enabled")),
             # Finding lost nodes: agents whose heartbeat is old.
             models.Index(fields=["heartbeat_at"], name="node_agent_heartbeat",
                          condition=Q(state__in=[s.value for s in AGENT_STATES])),

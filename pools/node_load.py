@@ -8,11 +8,11 @@ only it knows which of its processes still run.
 
 from dataclasses import dataclass
 
-from django.db.models import F
+from django.db.models import F, Max, Min
 
 from jobs.transitions import move
 
-from .models import ComputeNode, NodeState, SchedulingState
+from .models import SCHEDULABLE_STATES, ComputeNode, NodeFillType, NodeState, PoolState, SchedulingState
 
 
 @dataclass(frozen=True)
@@ -38,3 +38,45 @@ def report(node_id: str, load: Load, *, started: int = 0, succeeded: int = 0) ->
                          from_states=(NodeState.RUNNING, NodeState.IDLE), **values))
     if not moved:
         nodes.update(**values)  # already so, or in a state that its load does not change
+
+
+@dataclass(frozen=True)
+class Claimer:
+    """A node that takes tasks now, and what its pool says of how."""
+
+    pk: int
+    pool_id: int
+    account_id: int
+    pool_key: str
+    fill_type: str
+    running_tasks: int
+    running_slots: int
+
+
+def claimer(node_id: str) -> Claimer | None:
+    """Node `node_id` if it takes tasks now: idle or running, scheduling enabled, its pool active."""
+    row = (ComputeNode.objects.filter(name=node_id, state__in=SCHEDULABLE_STATES,
+                                      scheduling_state=SchedulingState.ENABLED, pool__state=PoolState.ACTIVE)
+           .values_list("pk", "pool_id", "pool__account_id", "pool__key", "pool__node_fill_type",
+                        "running_tasks_count", "running_task_slots_count").first())
+    return Claimer(*row) if row else None
+
+
+def share(node: Claimer, free: int) -> int:
+    """How many of its `free` slots the node may fill this round, by its pool's nodeFillType.
+
+    Nodes pull work, so the fill type decides who may take it: with `spread`, a node
+    takes tasks only up to one more than the least busy node of its pool that has
+    room (an idle node gets the next task before a busy one); with `pack`, only the
+    busiest node that has room takes tasks (the next node gets none until it is full).
+    Exact on SQLite, whose claims take turns; on PostgreSQL two nodes claiming at the
+    same moment may both go first.
+    """
+    peers = ComputeNode.objects.filter(pool_id=node.pool_id, state__in=SCHEDULABLE_STATES,
+                                       scheduling_state=SchedulingState.ENABLED,
+                                       running_task_slots_count__lt=F("slots")).exclude(pk=node.pk)
+    if node.fill_type == NodeFillType.PACK:
+        busiest = peers.aggregate(most=Max("running_task_slots_count"))["most"]
+        return free if busiest is None or busiest <= node.running_slots else 0
+    least = peers.aggregate(least=Min("running_tasks_count"))["least"]
+    return free if least is None else max(0, min(free, least + 1 - node.running_tasks))

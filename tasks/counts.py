@@ -5,7 +5,7 @@ transaction that changes the task rows. `recount` compares the rows with the tas
 """
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -15,6 +15,10 @@ from django.utils import timezone
 from .models import CountSample, Task, TaskCountShard, TaskResult, TaskState
 
 FIELDS = ("active", "running", "completed", "succeeded", "failed")
+# Slots beyond one a task, by the same buckets: a task of requiredSlots n counts n - 1 here,
+# so taskSlotCounts are the counts plus these, and tasks of one slot (most) touch none.
+EXTRA = {field: f"{field}_extra_slots" for field in FIELDS}
+EXTRA_FIELDS = tuple(EXTRA.values())
 
 
 @dataclass(frozen=True)
@@ -25,12 +29,22 @@ class TaskCounts:
     succeeded: int = 0
     failed: int = 0
     version: int = 0
+    active_extra_slots: int = 0
+    running_extra_slots: int = 0
+    completed_extra_slots: int = 0
+    succeeded_extra_slots: int = 0
+    failed_extra_slots: int = 0
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "version"}
+        """taskCounts: tasks by state."""
+        return {k: getattr(self, k) for k in FIELDS}
+
+    def slots(self) -> dict:
+        """taskSlotCounts: the slots those tasks take (requiredSlots each)."""
+        return {k: getattr(self, k) + getattr(self, EXTRA[k]) for k in FIELDS}
 
     def same_counts(self, other: "TaskCounts") -> bool:
-        return self.as_dict() == other.as_dict()
+        return self.as_dict() == other.as_dict() and self.slots() == other.slots()
 
 
 def bucket(state: str, result: str | None) -> dict[str, int]:
@@ -53,6 +67,11 @@ def transition(old: tuple[str, str | None], new: tuple[str, str | None], n: int 
 
 def scaled(delta: dict[str, int], n: int) -> dict[str, int]:
     return {k: v * n for k, v in delta.items()}
+
+
+def with_slots(delta: dict[str, int], extra: dict[str, int]) -> dict[str, int]:
+    """`delta` (tasks moved) and the same buckets of `extra` (their slots beyond one each), as one change."""
+    return {**delta, **{EXTRA[k]: v for k, v in extra.items() if v}}
 
 
 class Pending:
@@ -165,7 +184,7 @@ def samples(job_pk: int, *, limit: int = 5000) -> list[CountSample]:
 def read(job_pk: int) -> TaskCounts:
     """The job's counts: one aggregate over its few shard rows, whatever its task count."""
     sums = TaskCountShard.objects.filter(job_id=job_pk).aggregate(
-        **{k: Sum(k) for k in (*FIELDS, "version")}
+        **{k: Sum(k) for k in (*FIELDS, *EXTRA_FIELDS, "version")}
     )
     return TaskCounts(**{k: v or 0 for k, v in sums.items()})
 
@@ -173,7 +192,7 @@ def read(job_pk: int) -> TaskCounts:
 def read_many(job_pks: list[int]) -> dict[int, TaskCounts]:
     """Counts of several jobs in one grouped query (for list pages)."""
     rows = (TaskCountShard.objects.filter(job_id__in=job_pks).values("job_id")
-            .annotate(**{k: Sum(k) for k in (*FIELDS, "version")}).order_by())
+            .annotate(**{k: Sum(k) for k in (*FIELDS, *EXTRA_FIELDS, "version")}).order_by())
     found = {row.pop("job_id"): TaskCounts(**row) for row in rows}
     return {pk: found.get(pk, TaskCounts()) for pk in job_pks}
 
@@ -181,14 +200,18 @@ def read_many(job_pks: list[int]) -> dict[int, TaskCounts]:
 def actual(job_pk: int) -> TaskCounts:
     """The counts as the task table has them now: a full count, for recount and tests only."""
     completed = Q(state=TaskState.COMPLETED)
+    buckets = {
+        "active": Q(state=TaskState.ACTIVE),
+        "running": Q(state__in=[TaskState.PREPARING, TaskState.RUNNING]),
+        "completed": completed,
+        "succeeded": completed & Q(result=TaskResult.SUCCESS),
+        "failed": completed & Q(result=TaskResult.FAILURE),
+    }
+    extra = F("required_slots") - 1
     sums = Task.objects.filter(job_id=job_pk).aggregate(
-        active=Count("pk", filter=Q(state=TaskState.ACTIVE)),
-        running=Count("pk", filter=Q(state__in=[TaskState.PREPARING, TaskState.RUNNING])),
-        completed=Count("pk", filter=completed),
-        succeeded=Count("pk", filter=completed & Q(result=TaskResult.SUCCESS)),
-        failed=Count("pk", filter=completed & Q(result=TaskResult.FAILURE)),
-    )
-    return TaskCounts(**sums)
+        **{k: Count("pk", filter=q) for k, q in buckets.items()},
+        **{EXTRA[k]: Sum(extra, filter=q) for k, q in buckets.items()})
+    return TaskCounts(**{k: v or 0 for k, v in sums.items()})
 
 
 def recount(job_pk: int, *, repair: bool) -> tuple[TaskCounts, TaskCounts]:
@@ -202,11 +225,11 @@ def recount(job_pk: int, *, repair: bool) -> tuple[TaskCounts, TaskCounts]:
     stored, real = read(job_pk), actual(job_pk)
     if repair and not stored.same_counts(real):
         # Update in place: a writer waiting on a shard's lock still finds its row.
-        zero = {k: 0 for k in FIELDS}
+        zero = {k: 0 for k in (*FIELDS, *EXTRA_FIELDS)}
         for i in range(settings.BATCHSITE_COUNT_SHARDS):
             TaskCountShard.objects.get_or_create(job_id=job_pk, shard=i)
         TaskCountShard.objects.filter(job_id=job_pk).exclude(shard=0).update(**zero)
         TaskCountShard.objects.filter(job_id=job_pk, shard=0).update(
-            **real.as_dict(), version=F("version") + 1
+            **real.as_dict(), **{k: getattr(real, k) for k in EXTRA_FIELDS}, version=F("version") + 1
         )
     return stored, real

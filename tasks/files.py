@@ -57,6 +57,17 @@ def node_task_dir(job, node_id: str, kind: str) -> Path:
     return job_dir(job) / f".node-{node_id}" / ("jobpreparation" if kind == "preparation" else "jobrelease")
 
 
+def node_dir(account_name: str, node_id: str) -> Path:
+    """A compute node's own directory (the root of its node files): its start task runs in
+    `startup` there. Per node and account, since several nodes share this machine's node root."""
+    return Path(settings.BATCHSITE_NODE_ROOT) / "nodes" / account_name / node_id
+
+
+def startup_dir(account_name: str, node_id: str) -> Path:
+    """AZ_BATCH_NODE_STARTUP_DIR: where the pool's start task runs on this node."""
+    return node_dir(account_name, node_id) / "startup"
+
+
 def shared_dir(account_name: str) -> Path:
     """AZ_BATCH_NODE_SHARED_DIR: Batch's per-node shared directory. A Batch node serves one
     account; a Batchsite worker serves them all, so each account has its own."""

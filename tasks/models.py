@@ -209,6 +209,12 @@ class TaskCountShard(models.Model):
     succeeded = models.BigIntegerField(default=0)
     failed = models.BigIntegerField(default=0)
     version = models.BigIntegerField(default=0)
+    # Slots beyond one a task (requiredSlots - 1), by the same buckets (tasks.counts.EXTRA).
+    active_extra_slots = models.BigIntegerField(default=0, db_default=0)
+    running_extra_slots = models.BigIntegerField(default=0, db_default=0)
+    completed_extra_slots = models.BigIntegerField(default=0, db_default=0)
+    succeeded_extra_slots = models.BigIntegerField(default=0, db_default=0)
+    failed_extra_slots = models.BigIntegerField(default=0, db_default=0)
     # The job's statistics (tasks.stats.JOB_FIELDS): sums over its tasks' runs.
     user_cpu = models.FloatField(default=0, db_default=0)
     kernel_cpu = models.FloatField(default=0, db_default=0)

@@ -18,7 +18,7 @@ from batchapi.fields import (
 from batchapi.odata import Prop
 from batchapi.resources import render, selected_columns, stats_wanted, tracked_properties
 from batchapi.wire import drop_none, duration, iso
-from jobs.services.lifecycle import pool_id_of
+from jobs.models import pool_id_of
 
 from . import file_specs
 from .files import node_task_dir

@@ -33,8 +33,10 @@ def pick(job, index, *states):
 def apply(job, operation, index, n):
     if operation == "add":
         ids = [f"t{index}-{i}" for i in range(n)]  # reused indexes make duplicates: TaskExists
+        # requiredSlots 1 to 3: the default pool's nodes have 2 slots, so 3 is refused (400).
         task_adding.add_tasks(job=job, specs=[{"batch_id": i, "command_line": "/bin/true",
-                                            "max_task_retry_count": n % 3} for i in ids])
+                                            "max_task_retry_count": n % 3, "required_slots": 1 + k % 3}
+                                           for k, i in enumerate(ids)])
     elif operation == "claim":
         claim(node_id=f"node{n}", limit=n)
     elif operation in ("succeed", "fail"):
@@ -63,6 +65,7 @@ def test_counts_equal_a_recount_after_every_step(steps):
             pass  # refused (terminate a completed task, reactivate a success): nothing may change
         stored, real = counts.read(job.pk), counts.actual(job.pk)
         assert stored.as_dict() == real.as_dict(), (operation, index, n)
+        assert stored.slots() == real.slots(), (operation, index, n)  # taskSlotCounts too
 
 
 @pytest.mark.django_db
@@ -71,11 +74,12 @@ def test_recount_repairs_and_reports_drift():
 
     job = make_job("drifty")
     task_adding.add_tasks(job=job, specs=[{"batch_id": f"t{i}", "command_line": "x"} for i in range(5)])
-    counts.apply(job.pk, {"active": 7, "failed": -2})  # damage, as a bug or a hand edit would
+    counts.apply(job.pk, {"active": 7, "failed": -2, "active_extra_slots": 3})  # damage, as a bug or a hand edit would
 
     with pytest.raises(SystemExit) as exit_info:
         call_command("recount_tasks", "DRIFTY")
     assert exit_info.value.code == 1
     assert counts.read(job.pk).as_dict() == counts.actual(job.pk).as_dict() == {
         "active": 5, "running": 0, "completed": 0, "succeeded": 0, "failed": 0}
+    assert counts.read(job.pk).slots() == counts.actual(job.pk).slots()
     call_command("recount_tasks", "drifty")  # no drift left: exits normally

@@ -7,7 +7,6 @@ job's tasks itself and adds only the job manager, so it imports no task service
 that imports it.
 """
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -22,7 +21,7 @@ from tasks.outcomes import TASK_ENDED, files_expire_after, run_time_until
 from tasks.services.adding import add_task
 
 from .. import events
-from ..models import OPEN_STATES, Job, JobState, OnAllTasksComplete
+from ..models import OPEN_STATES, Job, JobState, OnAllTasksComplete, pool_id_of
 from ..selectors import check_job_open, lock_open_job
 from ..transitions import move
 
@@ -72,11 +71,6 @@ def create_job(*, spec: dict, job_manager: dict | None = None) -> Job:
             raise job_exists(spec["batch_id"]) from None
         raise
     return job
-
-
-def pool_id_of(pool_info: dict | None) -> str:
-    """The pool a job's tasks run in: the one its poolInfo names, or the default pool."""
-    return (pool_info or {}).get("poolId") or settings.BATCHSITE_DEFAULT_POOL
 
 
 def update_job(*, job: Job, changes: dict, replace: bool = False) -> Job:

@@ -103,5 +103,13 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('pool', 'is_dedicated', 'shard'), name='node_count_shard_unique')],
             },
         ),
+        migrations.AddIndex(
+            model_name='computenode',
+            index=models.Index(condition=models.Q(('scheduling_state', 'enabled'), ('state__in', ['idle', 'running'])), fields=['pool', 'running_tasks_count'], name='node_tasks_in_pool'),
+        ),
+        migrations.AddIndex(
+            model_name='computenode',
+            index=models.Index(condition=models.Q(('scheduling_state', 'enabled'), ('state__in', ['idle', 'running'])), fields=['pool', '-running_task_slots_count'], name='node_slots_in_pool'),
+        ),
         migrations.RunPython(count_rows_for_each_pool, migrations.RunPython.noop),
     ]

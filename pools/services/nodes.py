@@ -14,12 +14,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from batchapi.wire import iso
 from jobs.transitions import count_nodes, move, remove_nodes
+from tasks.outcomes import FAILURE_EXIT_CODE
 from tasks.services.node_task_runs import forget_unfinished_releases
 from tasks.services.runs import requeue_tasks
 
 from .. import node_load
-from ..models import AGENT_STATES, ComputeNode, NodeState
+from ..models import AGENT_STATES, ComputeNode, NodeState, Pool
 from .lifecycle import pool_for_node
 
 log = logging.getLogger(__name__)
@@ -75,25 +77,27 @@ def join_pool(start: NodeStart, *, predecessor_is_dead: Callable[[ComputeNode], 
                      confined=start.confined, containment=start.containment, ip_address=start.ip_address,
                      agent_version=start.agent_version, last_boot_time=now, running_tasks_count=0,
                      running_task_slots_count=0, slots=start.slots or pool.task_slots_per_node)
+        # With a start task, the node runs it first; with waitForSuccess, nothing else until it succeeds.
+        joined_state, agent["start_task_info"] = after_boot(pool, now)
         if existing and existing.pool_id != pool.pk:
             remove_nodes(ComputeNode.objects.filter(pk=existing.pk))  # it was another pool's node
             existing = None
         if existing:
-            moved = move(ComputeNode.objects.filter(pk=existing.pk), NodeState.IDLE,
-                         from_states=[s for s in NodeState if s != NodeState.IDLE], now=now, **agent)
+            moved = move(ComputeNode.objects.filter(pk=existing.pk), joined_state,
+                         from_states=[s for s in NodeState if s != joined_state], now=now, **agent)
             if not moved:
                 ComputeNode.objects.filter(pk=existing.pk).update(last_modified=now, **agent)
         else:
             existing = ComputeNode.objects.create(
-                pool=pool, name=start.name, state=NodeState.IDLE, state_transition_time=now, creation_time=now,
+                pool=pool, name=start.name, state=joined_state, state_transition_time=now, creation_time=now,
                 last_modified=now, allocation_time=now, vm_size=pool.vm_size, **agent)
-            count_nodes(pool.pk, existing.is_dedicated, {NodeState.IDLE: 1})
+            count_nodes(pool.pk, existing.is_dedicated, {joined_state: 1})
     # Runs left behind by an earlier life of this name go back to the queue; the
     # release tasks it did not finish are owed again.
     if requeued := requeue_tasks(node_id=start.name):
         log.warning("requeued %d task(s) left running by an earlier node %s", requeued, start.name)
     forget_unfinished_releases(start.name)
-    return ComputeNode.objects.select_related("pool").get(name=start.name)
+    return ComputeNode.objects.select_related("pool__account").get(name=start.name)
 
 
 def heartbeat(name: str, load: node_load.Load | None = None, usage: dict | None = None) -> tuple[str, str] | None:
@@ -111,12 +115,58 @@ def heartbeat(name: str, load: node_load.Load | None = None, usage: dict | None 
         return ComputeNode.objects.filter(name=name).values_list("state", "deallocation").first()
 
 
-def rebooted(name: str) -> None:
-    """The node's agent has started afresh after a Reboot: it is idle again."""
+def after_boot(pool: Pool, now) -> tuple[str, dict | None]:
+    """The state a node of `pool` is in once its agent (re)starts, and its startTaskInfo."""
+    if not pool.start_task:
+        return NodeState.IDLE, None
+    waits = pool.start_task.get("waitForSuccess", True)  # Batch's default since API 2020-03
+    return (NodeState.WAITING_FOR_START_TASK if waits else NodeState.IDLE), {
+        "state": "running", "startTime": iso(now), "retryCount": 0}
+
+
+def rebooted(name: str) -> dict | None:
+    """The node's agent has started afresh after a Reboot; the start task it must run again, if any."""
     now = timezone.now()
     with transaction.atomic():
-        move(ComputeNode.objects.filter(name=name), NodeState.IDLE, from_states=(NodeState.REBOOTING,), now=now,
-             last_boot_time=now, deallocation="", running_tasks_count=0, running_task_slots_count=0)
+        node = ComputeNode.objects.select_related("pool").select_for_update().get(name=name)
+        state, info = after_boot(node.pool, now)
+        move(ComputeNode.objects.filter(pk=node.pk), state, from_states=(NodeState.REBOOTING,), now=now,
+             last_boot_time=now, deallocation="", running_tasks_count=0, running_task_slots_count=0,
+             start_task_info=info)
+    return node.pool.start_task
+
+
+def start_task_ended(name: str, exit_code: int | None, failure: dict | None) -> str | None:
+    """Record how a run of the pool's start task ended on node `name`; what became of it.
+
+    Exit code 0 succeeds: a node waiting for it becomes idle. A non-zero exit is run
+    again while maxTaskRetryCount allows ("retried"); then it fails, and a node that
+    waits for its success is `starttaskfailed`: no task is scheduled there. A run
+    that could not start fails at once. None when the node is no longer here.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        node = ComputeNode.objects.select_related("pool").select_for_update().filter(name=name).first()
+        if node is None:
+            return None
+        # startTaskInfo is Batch's JSON as the wire has it (its "state" is the run's, not the node's).
+        spec, info = node.pool.start_task or {}, {**(node.start_task_info or {}), "exitCode": exit_code}
+        retries, limit = info.get("retryCount", 0), spec.get("maxTaskRetryCount", 0)
+        if failure is None and exit_code == 0:
+            info |= {"state": "completed", "endTime": iso(now), "result": "success", "failureInfo": None}
+            outcome, state = "succeeded", NodeState.IDLE
+        elif failure is None and (limit == -1 or retries < limit):
+            info |= {"state": "running", "retryCount": retries + 1, "lastRetryTime": iso(now)}
+            outcome, state = "retried", None
+        else:
+            info |= {"state": "completed", "endTime": iso(now), "result": "failure",
+                     "failureInfo": failure or FAILURE_EXIT_CODE}
+            outcome, state = "failed", NodeState.START_TASK_FAILED
+        rows = ComputeNode.objects.filter(pk=node.pk)
+        if not (state and move(rows, state, from_states=(NodeState.WAITING_FOR_START_TASK,), now=now,
+                               start_task_info=info)):
+            rows.update(start_task_info=info, last_modified=now)
+    return outcome
 
 
 def start_leaving(name: str) -> None:

@@ -18,4 +18,29 @@ class Migration(migrations.Migration):
             model_name='task',
             index=models.Index(condition=models.Q(('start_time__isnull', False)), fields=['node_id', '-start_time'], name='task_recent_on_node'),
         ),
+        migrations.AddField(
+            model_name='taskcountshard',
+            name='active_extra_slots',
+            field=models.BigIntegerField(db_default=0, default=0),
+        ),
+        migrations.AddField(
+            model_name='taskcountshard',
+            name='completed_extra_slots',
+            field=models.BigIntegerField(db_default=0, default=0),
+        ),
+        migrations.AddField(
+            model_name='taskcountshard',
+            name='failed_extra_slots',
+            field=models.BigIntegerField(db_default=0, default=0),
+        ),
+        migrations.AddField(
+            model_name='taskcountshard',
+            name='running_extra_slots',
+            field=models.BigIntegerField(db_default=0, default=0),
+        ),
+        migrations.AddField(
+            model_name='taskcountshard',
+            name='succeeded_extra_slots',
+            field=models.BigIntegerField(db_default=0, default=0),
+        ),
     ]

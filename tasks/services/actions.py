@@ -87,13 +87,14 @@ def delete_task(*, task: Task) -> None:
     """
     with transaction.atomic():
         dependencies.hold_parents(task.job_id)
-        row = Task.objects.select_for_update().filter(pk=task.pk).values("state", "result").first()
+        row = Task.objects.select_for_update().filter(pk=task.pk).values("state", "result", "required_slots").first()
         if row is None:
             raise BatchError("TaskNotFound", "The specified task does not exist.", 404, {"TaskId": task.batch_id})
         parent = Task.objects.filter(pk=task.pk).only("pk", "job_id", "key", "int_id").get()
         dependencies.unsatisfy(parent)  # a parent that is gone no longer counts
         Task.objects.filter(pk=task.pk).delete()
-        count(task.job_id, counts.scaled(counts.bucket(row["state"], row["result"]), -1))
+        gone = counts.scaled(counts.bucket(row["state"], row["result"]), -1)
+        count(task.job_id, counts.with_slots(gone, counts.scaled(gone, row["required_slots"] - 1)))
         settle_job(Job(pk=task.job_id))
         directory = task_dir(task)
         transaction.on_commit(lambda: remove_tree(directory))

@@ -5,13 +5,14 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from batchapi.errors import BatchError
+from batchapi.errors import BatchError, invalid_property
 from batchapi.ids import id_key
 from jobs.models import Job
 from jobs.selectors import lock_open_job
 from jobs.transitions import count
+from pools.models import Pool
 
-from .. import dependencies, exits, node_tasks
+from .. import counts, dependencies, exits, node_tasks
 from ..models import Task, TaskState
 
 
@@ -49,6 +50,7 @@ def _add_tasks(job: Job, specs: list[dict]) -> list[AddResult]:
     taken = set(Task.objects.filter(job=job, key__in=keys).values_list("key", flat=True))
     groups = dependencies.Groups(job)
     reserved = node_tasks.reserved_ids(job)
+    most_slots = slots_per_node(job)
     results, new = [], []
     for spec, key in zip(specs, keys):
         if key in taken:
@@ -61,6 +63,9 @@ def _add_tasks(job: Job, specs: list[dict]) -> list[AddResult]:
         task = Task(job=job, key=key, state=TaskState.ACTIVE, state_transition_time=now,
                     creation_time=now, last_modified=now, **spec)
         try:
+            if most_slots is not None and task.required_slots > most_slots:
+                raise invalid_property("requiredSlots", f"at most the pool's taskSlotsPerNode ({most_slots})",
+                                       task.required_slots)
             dependencies.refuse_without_flag(job, task.depends_on)
             exits.validate(task.exit_conditions, on_task_failure=job.on_task_failure)
             groups.place(task)
@@ -72,8 +77,14 @@ def _add_tasks(job: Job, specs: list[dict]) -> list[AddResult]:
         results.append(AddResult(spec["batch_id"], task=task))
     if new:
         Task.objects.bulk_create(new)
-        count(job.pk, {"active": len(new)})
+        count(job.pk, counts.with_slots({"active": len(new)}, {"active": sum(t.required_slots - 1 for t in new)}))
     return results
+
+
+def slots_per_node(job: Job) -> int | None:
+    """The taskSlotsPerNode of the job's pool (a task may take no more), or None while it has none."""
+    return (Pool.objects.filter(account_id=job.account_id, key=job.pool_key)
+            .values_list("task_slots_per_node", flat=True).first())
 
 
 def add_task(*, job: Job, spec: dict) -> Task:

@@ -16,7 +16,6 @@ from jobs.models import Job, OnTaskFailure
 from jobs.services.lifecycle import disable_job, settle_job, terminate_job
 from jobs.transitions import count, move
 from pools import node_load
-from pools.models import ComputeNode, Pool
 
 from .. import counts, dependencies, exits, node_tasks, stats
 from ..models import RUNNING_STATES, NodeTask, Task, TaskKind, TaskResult, TaskState
@@ -34,7 +33,6 @@ from ..outcomes import FAILURE_EXIT_CODE, files_expire_after, run_time_until
 # job index and a sort, which reads every task of the job. SQLite is told the
 # index outright; its planner preferred task_job_state and walked past waiting tasks.
 _TASK, _JOB = Task._meta.db_table, Job._meta.db_table
-_NODE, _POOL = ComputeNode._meta.db_table, Pool._meta.db_table
 
 
 def _runnable(alias: str) -> str:
@@ -42,25 +40,32 @@ def _runnable(alias: str) -> str:
     return (f"{_TASK} {alias}{hint} WHERE {alias}.state = 'active' AND NOT {alias}.waiting")
 
 
-def _jobs_with_runnable_tasks(node_id: str) -> list[Job]:
-    """Up to 4 active jobs of the node's pool that have a runnable task, highest priority first,
-    then oldest; none while the node does not take tasks (not idle or running, scheduling
-    disabled, its pool being deleted).
+def _jobs_with_runnable_tasks(node_id: str, node: node_load.Claimer) -> list[Job]:
+    """Up to 4 active jobs of the node's pool that have a runnable task, highest priority first, then oldest.
 
-    The node and its pool are one primary-key probe each; the jobs of the pool are a
-    range of job_active_in_pool. One index probe per active job: a scalar subquery
-    with LIMIT is run as such (an EXISTS would be planned as a join). Jobs whose
-    preparation failed for good on this node are not this node's to run.
+    The jobs of the pool are a range of job_active_in_pool. One index probe per
+    active job: a scalar subquery with LIMIT is run as such (an EXISTS would be
+    planned as a join). Jobs whose preparation failed for good on this node are not
+    this node's to run.
     """
     return list(Job.objects.raw(
-        f"SELECT j.* FROM {_NODE} n JOIN {_POOL} p ON p.id = n.pool_id"
-        f" JOIN {_JOB} j ON j.account_id = p.account_id AND j.pool_key = p.key"
-        f" WHERE n.name = %s AND n.state IN ('idle', 'running') AND n.scheduling_state = 'enabled'"
-        f" AND p.state = 'active' AND j.state = 'active' AND ("
+        f"SELECT * FROM {_JOB} j WHERE j.state = 'active' AND j.account_id = %s AND j.pool_key = %s AND ("
         f"SELECT t.id FROM {_runnable('t')} AND t.job_id = j.id ORDER BY t.id + 0 LIMIT 1) IS NOT NULL"
         f" AND NOT EXISTS (SELECT 1 FROM {NodeTask._meta.db_table} r WHERE r.job_id = j.id"
-        f" AND r.node_id = n.name AND r.refuses_job)"
-        f" ORDER BY j.priority DESC, j.id LIMIT 4", [node_id]))
+        f" AND r.node_id = %s AND r.refuses_job)"
+        f" ORDER BY j.priority DESC, j.id LIMIT 4", [node.account_id, node.pool_key, node_id]))
+
+
+def _fitting(tasks: list[Task], slots: int) -> list[Task]:
+    """The first tasks whose requiredSlots fit in `slots` together (a task that does not
+    fit waits for room, and so do those after it: the job's order holds)."""
+    fit = []
+    for task in tasks:
+        slots -= task.required_slots
+        if slots < 0:
+            break
+        fit.append(task)
+    return fit
 
 
 def _runnable_tasks(job_pk: int, room: int, *, skip_locked: bool) -> list[Task]:
@@ -81,7 +86,11 @@ class Claim(list):
 
 
 def claim_tasks(*, node_id: str, limit: int, holding: node_load.Load | None = None) -> Claim:
-    """Give up to `limit` runnable tasks of its pool to node `node_id`, marked running.
+    """Fill up to `limit` free slots of node `node_id` with runnable tasks of its pool, marked running.
+
+    None while the node does not take tasks (not idle or running, scheduling disabled,
+    its pool being deleted); its pool's nodeFillType decides how many it may take
+    (`node_load.share`). Priority orders the pool's jobs.
 
     `holding` is what the node runs already, as its agent knows: the node's running
     counts become that and the claim, in the claim's transaction.
@@ -96,13 +105,17 @@ def claim_tasks(*, node_id: str, limit: int, holding: node_load.Load | None = No
         return Claim()
     skip_locked = connection.features.has_select_for_update_skip_locked
     with transaction.atomic():
-        for job in _jobs_with_runnable_tasks(node_id):
-            room = limit
+        node = node_load.claimer(node_id)
+        free = node_load.share(node, limit) if node else 0
+        if free <= 0:
+            return Claim()
+        for job in _jobs_with_runnable_tasks(node_id, node):
+            room = free
             if job.max_parallel_tasks >= 0:
                 room = min(room, job.max_parallel_tasks - counts.read(job.pk).running)
                 if room <= 0:
                     continue
-            tasks = _runnable_tasks(job.pk, room, skip_locked=skip_locked)
+            tasks = _fitting(_runnable_tasks(job.pk, room, skip_locked=skip_locked), free)
             if not tasks:
                 continue  # every candidate is being claimed by someone else
             prepare = node_tasks.preparation_due(job, node_id)
@@ -110,7 +123,8 @@ def claim_tasks(*, node_id: str, limit: int, holding: node_load.Load | None = No
             now = timezone.now()
             values = dict(start_time=now if state == TaskState.RUNNING else None, end_time=None, node_id=node_id)
             claimed = move(Task.objects.filter(pk__in=[t.pk for t in tasks]), state, from_states=(TaskState.ACTIVE,),
-                           job_pk=job.pk, now=now, attempt=F("attempt") + 1, **values)
+                           job_pk=job.pk, now=now, extra_slots=sum(t.required_slots - 1 for t in tasks),
+                           attempt=F("attempt") + 1, **values)
             # The rows are this transaction's alone (row locks on PostgreSQL, the write
             # lock on SQLite), so the compare-and-set takes every one of them.
             if claimed != len(tasks):
@@ -123,7 +137,8 @@ def claim_tasks(*, node_id: str, limit: int, holding: node_load.Load | None = No
                 for name, value in values.items():
                     setattr(task, name, value)
             if holding is not None:
-                node_load.report(node_id, node_load.Load(holding.tasks + len(tasks), holding.slots + len(tasks)),
+                slots = sum(task.required_slots for task in tasks)
+                node_load.report(node_id, node_load.Load(holding.tasks + len(tasks), holding.slots + slots),
                                  started=len(tasks))
             return Claim(tasks, job=job, prepare=prepare)
     return Claim()
@@ -256,7 +271,8 @@ def _finish(end: RunEnd, ending: _Ending) -> str | None:
             task_stats, job_stats = stats.run_ended(task, end.usage, now, completed=False)
             retried = move(Task.objects.filter(pk=task.pk, attempt=attempt), TaskState.ACTIVE,
                            from_states=RUNNING_STATES, job_pk=task.job_id, now=now, pending=ending.counts,
-                           stats=task_stats, exit_code=exit_code, retry_count=F("retry_count") + 1,
+                           extra_slots=task.required_slots - 1, stats=task_stats, exit_code=exit_code,
+                           retry_count=F("retry_count") + 1,
                            last_retry_time=now, run_time=run_time_until(now))
             if retried:
                 ending.counts.add(task.job_id, job_stats)
@@ -272,8 +288,8 @@ def _complete(end: RunEnd, ending: _Ending, *, result: str, failure: dict | None
     task_stats, job_stats = stats.run_ended(task, end.usage, now, completed=True)
     done = move(Task.objects.filter(pk=task.pk, attempt=end.attempt), TaskState.COMPLETED,
                 from_states=RUNNING_STATES, job_pk=task.job_id, result=result, now=now, pending=ending.counts,
-                stats=task_stats, end_time=now, exit_code=exit_code, failure_info=failure,
-                run_time=run_time_until(now), files_expire_at=files_expire_after(now))
+                extra_slots=task.required_slots - 1, stats=task_stats, end_time=now, exit_code=exit_code,
+                failure_info=failure, run_time=run_time_until(now), files_expire_at=files_expire_after(now))
     if not done:
         return False
     ending.counts.add(task.job_id, job_stats)
@@ -298,13 +314,13 @@ def requeue_tasks(*, node_id: str, attempts: dict[int, int] | None = None) -> in
     ending = _Ending()
     with transaction.atomic():
         running = Task.objects.filter(node_id=node_id, state__in=RUNNING_STATES)
-        rows = list(running.values_list("pk", "job_id", "attempt"))
+        rows = list(running.values_list("pk", "job_id", "attempt", "required_slots"))
         if attempts is not None:
             rows = [r for r in rows if attempts.get(r[0]) == r[2]]
         now, total = timezone.now(), 0
-        for pk, job_pk, attempt in rows:
+        for pk, job_pk, attempt, slots in rows:
             total += move(Task.objects.filter(pk=pk, attempt=attempt), TaskState.ACTIVE, from_states=RUNNING_STATES,
-                          job_pk=job_pk, now=now, pending=ending.counts,
+                          job_pk=job_pk, now=now, pending=ending.counts, extra_slots=slots - 1,
                           requeue_count=F("requeue_count") + 1, last_requeue_time=now)
         ending.close()
         return total

@@ -9,7 +9,7 @@ import time
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from batchapi.errors import BatchError
@@ -136,10 +136,12 @@ def purge_deleted_jobs(*, chunk: int = 5000) -> int:
             if pks:
                 # Counts stay exact to the end, like everywhere else.
                 chunk_rows = Task.objects.filter(pk__in=pks)
-                delta = dict.fromkeys(counts.FIELDS, 0)
-                for row in chunk_rows.values("state", "result").annotate(n=Count("pk")).order_by():
+                delta = dict.fromkeys((*counts.FIELDS, *counts.EXTRA_FIELDS), 0)
+                groups = chunk_rows.values("state", "result").annotate(n=Count("pk"), slots=Sum("required_slots"))
+                for row in groups.order_by():
                     for k, v in counts.bucket(row["state"], row["result"]).items():
                         delta[k] -= v * row["n"]
+                        delta[counts.EXTRA[k]] -= v * (row["slots"] - row["n"])
                 removed += chunk_rows.delete()[0]
                 count(job.pk, delta)
                 continue
