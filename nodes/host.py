@@ -3,11 +3,13 @@
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 from django.conf import settings
+from django.utils import timezone
 
 from pools.models import ComputeNode
 from pools.services.nodes import NodeStart
@@ -111,3 +113,29 @@ def database_open_to_tasks() -> str | None:
     return (f"PostgreSQL at {database.get('HOST') or 'localhost'}:{database.get('PORT') or 5432} lets this host "
             f"in as {database.get('USER')!r} without a password, so every task on this worker can connect to it: "
             "require a password (scram-sha-256 in pg_hba.conf) for the worker machines")
+
+
+class HostUsage:
+    """What this host is using, sampled with each heartbeat: the latest and the last ten minutes.
+
+    The node keeps its recent points itself and sends them all with each heartbeat (a
+    few kilobytes), so the service stores one small value per node and no table of
+    samples grows with the number of nodes.
+    """
+
+    KEEP = 120  # points: ten minutes at the default five-second heartbeat
+
+    def __init__(self):
+        import psutil  # imported here: only nodes sample their host
+
+        self.psutil = psutil
+        self.points: deque = deque(maxlen=self.KEEP)
+        psutil.cpu_percent(interval=None)  # the first call only starts the measurement
+
+    def sample(self) -> dict:
+        cpu = self.psutil.cpu_percent(interval=None)
+        memory = self.psutil.virtual_memory().percent
+        load = os.getloadavg()[0]
+        self.points.append([timezone.now().isoformat(timespec="seconds"), cpu, memory, round(load, 2)])
+        return {"cpu": cpu, "memory": memory, "load": round(load, 2), "cores": os.cpu_count(),
+                "points": list(self.points)}

@@ -11,7 +11,7 @@ from pools.models import NodeState
 from pools.node_load import Load
 from pools.services import nodes
 
-from .host import node_start
+from .host import HostUsage, node_start
 
 log = logging.getLogger("batchsite.worker")
 
@@ -39,6 +39,9 @@ class Membership:
     account_name: str = ""  # and its account
     start_task: dict | None = None  # the pool's start task, which the node runs when it (re)starts
 
+    def __post_init__(self):
+        self.host = HostUsage()
+
     def join(self, containment) -> None:
         """Join the pool; raises nodes.NodeNameTaken while a live process has the name, nodes.NoSuchPool."""
         start, is_dead = node_start(self.name, containment, account=self.account, pool=self.pool, slots=self.slots)
@@ -48,7 +51,7 @@ class Membership:
 
     def beat(self, load: Load) -> Orders:
         """Say the node lives and what it runs; learn what its pool asks of it."""
-        found = nodes.heartbeat(self.name, load)
+        found = nodes.heartbeat(self.name, load, usage=self.host.sample())
         if found is None:  # removed from its pool meanwhile
             return Orders(leave=True, at_once=True)
         state, option = found

@@ -195,3 +195,15 @@ def test_a_preparation_that_cannot_start_sends_its_waiting_tasks_back(make_loop)
     step_until(loop, loop.finished, timeout=30)  # this node refuses the job now: nothing left to claim
     assert set(Task.objects.values_list("state", flat=True)) == {TaskState.ACTIVE}
     assert_counts_exact(job.pk)
+
+
+def test_the_heartbeat_reports_what_the_host_uses(make_loop, settings):
+    settings.BATCHSITE_HEARTBEAT_SECONDS = 0  # a heartbeat every step
+    loop = make_loop()
+    for _ in range(3):
+        loop.step()
+    usage = ComputeNode.objects.get(name="inproc").usage
+    assert 0 <= usage["cpu"] <= 100 and 0 < usage["memory"] < 100 and usage["load"] >= 0
+    assert usage["cores"] == os.cpu_count()
+    assert len(usage["points"]) >= 2  # the recent points, for the node page's chart
+    assert all(len(point) == 4 for point in usage["points"])
