@@ -25,10 +25,14 @@ from batchapi.input import INT64_MAX, bad_text, bounded_int, parse_message
 from tasks import counts
 from tasks.models import Task
 
-from . import dashboard
+from . import dashboard, waiting
 from .models import Job
 from .selectors import find_job
 from .watcher import watcher
+
+# How often a job page with waiting tasks looks again: what they wait for (nodes, pools)
+# changes without the job changing.
+WAITING_RECHECK = 3.0
 
 log = logging.getLogger(__name__)
 
@@ -201,12 +205,15 @@ class JobConsumer(LivePage):
         self.job = job
         current = counts.read(job.pk)
         fragments = []
-        state = (job.state, job.last_modified, current.as_dict())
+        reasons = waiting.why_waiting(job, current)
+        if reasons:  # nodes and pools change without the job: look again in a while
+            self.recheck_in = min(self.recheck_in or WAITING_RECHECK, WAITING_RECHECK)
+        state = (job.state, job.last_modified, current.as_dict(), [r.text for r in reasons])
         if state != self.summary_sent:
             self.summary_sent = state
             fragments.append(render_to_string("jobs/job_detail.html#summary", {
                 "job": job, "counts": current, "progress": dashboard.Progress.of(current),
-                "sample_at": time.time(),
+                "sample_at": time.time(), "waiting": reasons,
             }))
         fragments += self.changed_rows(job)
         fragments += self.changed_node_tasks(job)

@@ -22,6 +22,7 @@ from tasks.models import Task, TaskResult, TaskState
 from tasks.node_tasks import status
 
 from .models import Job, JobState
+from .node_timeline import node_timeline
 
 PAGE_SIZE = 50
 ENDED_JOB_STATES = (JobState.COMPLETED,)
@@ -293,7 +294,8 @@ def run_scatter(job: Job, completed: int) -> list[tuple]:
 def durations_context(job: Job, current: counts.TaskCounts) -> dict:
     histogram = duration_histogram(job)
     scatter = run_scatter(job, current.completed)
-    return {"job": job, "durations_figure": durations_figure(histogram, scatter)}
+    return {"job": job, "durations_figure": durations_figure(histogram, scatter),
+            "node_timeline": node_timeline(job)}
 
 
 def durations_figure(histogram: Histogram, scatter: list[tuple]) -> str:

@@ -26,7 +26,7 @@ from tasks.downloads import under_asgi
 from tasks.models import Task, TaskState
 from tasks.services import actions as task_actions
 
-from . import dashboard
+from . import dashboard, waiting
 from .models import Job
 from .selectors import find_job
 from .services import lifecycle
@@ -72,6 +72,7 @@ def job_detail(request, job_id):
     current = counts.read(job.pk)
     return render(request, "jobs/job_detail.html", {
         **table, "counts": current, "progress": dashboard.Progress.of(current),
+        "waiting": waiting.why_waiting(job, current),
         "timeline": dashboard.timeline(job, current), "node_tasks": dashboard.node_tasks(job),
     })
 

@@ -206,3 +206,22 @@ def unsatisfy(task: Task) -> None:
     if Task.objects.filter(pk=task.pk, satisfies_dependents=True).update(satisfies_dependents=False):
         credit(task, -1)
 
+
+
+def blocking_parents(group_pk: int, job_pk: int, *, limit: int = 3) -> tuple[list[Task], list[str]]:
+    """What a dependency group still waits for, a few of each: (parent tasks that have not
+    satisfied it, failed or not yet done; parent ids no task has yet). Bounded reads: the
+    group's first explicit ids, and the first unsatisfied tasks of each of its ranges."""
+    keys = list(DependencyEdge.objects.filter(group_id=group_pk).values_list("parent_key", flat=True)[:50])
+    found = list(Task.objects.filter(job_id=job_pk, key__in=keys, satisfies_dependents=False)
+                 .only("pk", "batch_id", "key", "state", "result", "exit_code").order_by("pk")[:limit])
+    present = set(Task.objects.filter(job_id=job_pk, key__in=keys).values_list("key", flat=True))
+    missing = [key for key in keys if key not in present][:limit]
+    for start, end in DependencyRange.objects.filter(group_id=group_pk).values_list("start", "end")[:5]:
+        if len(found) >= limit:
+            break
+        found += list(Task.objects.filter(job_id=job_pk, int_id__gte=start, int_id__lte=end,
+                                          satisfies_dependents=False)
+                      .only("pk", "batch_id", "key", "state", "result", "exit_code")
+                      .order_by("int_id")[:limit - len(found)])
+    return found, missing

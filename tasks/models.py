@@ -134,6 +134,8 @@ class Task(StateTracked):
             # The retention sweep: directories due for removal, oldest first.
             models.Index(fields=["files_expire_at"], name="task_files_expiring",
                          condition=Q(files_expire_at__isnull=False, files_removed_at__isnull=True)),
+            # The job page's node timeline: the runs of a job's last stretch of time.
+            models.Index(fields=["job", "start_time"], name="task_job_started", condition=Q(start_time__isnull=False)),
             # A node's recent tasks (Get Node's recentTasks), newest first.
             models.Index(fields=["node_id", "-start_time"], name="task_recent_on_node",
                          condition=Q(start_time__isnull=False)),

@@ -383,3 +383,36 @@ def test_no_page_violates_the_content_security_policy(open_page, owner, admin_us
     assert "Too many failed logins" in page.inner_text("main")
     screenshot(page, "locked-out")
 
+
+
+def test_the_job_page_says_why_tasks_wait_and_draws_each_nodes_runs(open_page, owner, start_worker):
+    # A pipeline whose merge waits on a parent that fails.
+    pipeline = make_job("pipeline", uses_task_dependencies=True)
+    add(pipeline, "render-1", "render-2", command=py("import time; time.sleep(0.2)"))
+    add(pipeline, "render-3", command=py("import sys; sys.exit(7)"))
+    add(pipeline, "merge", depends_on={"taskIds": ["render-1", "render-2", "render-3"]})
+    # A job whose pool has no node, and never gets one here (no allocator runs).
+    stranded = make_job("stranded", pool_info={"poolId": "empty-pool"})
+    add(stranded, "t")
+
+    page = open_page(owner, "/jobs/stranded/")
+    wait_live(page)
+    assert "its pool empty-pool has no node yet: it is resizing to 1" in page.inner_text("#why-waiting")
+
+    page = open_page(owner, "/jobs/pipeline/")
+    wait_live(page)
+    start_worker("--slots", "2", "--poll", "0.1", "--name", "timeline-node")
+    page.wait_for_function("() => (document.getElementById('why-waiting') || {}).textContent"
+                           " && document.getElementById('why-waiting').textContent.includes('render-3, which failed')",
+                           timeout=60_000)
+    assert "exit code 7" in page.inner_text("#why-waiting")
+    assert page.evaluate("window.__notReloaded") is True
+    # The node timeline: a row for the node, a bar for each run, the failure in red.
+    page.reload()
+    page.wait_for_function("() => { const el = document.getElementById('node-timeline-chart');"
+                           " return el && el.data && el.data.length === 3; }", timeout=15_000)
+    bars = page.evaluate("document.getElementById('node-timeline-chart').data"
+                         ".map(t => [t.name, t.y.length, [...new Set(t.y)]])")
+    assert ["succeeded", 2, ["timeline-node"]] in bars and ["failed", 1, ["timeline-node"]] in bars
+    assert page.locator("#node-timeline-chart .bars path").count() >= 3
+    screenshot(page, "job-page-waiting")

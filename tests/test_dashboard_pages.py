@@ -69,8 +69,9 @@ def test_the_job_page_of_a_hundred_thousand_tasks_reads_none_of_them_whole(brows
         response = browser.get(f"/jobs/{job.batch_id}/")
     assert response.status_code == 200
     assert b'id="count-active"' in response.content
-    # session, user, the account shown, job, counts, samples, one page of tasks
-    assert len(queries) == 7, [q["sql"] for q in queries]
+    # session, user, the account shown, job, counts, samples, one page of tasks; and why its
+    # active tasks wait: the job's pool, its node counts (it has none)
+    assert len(queries) == 9, [q["sql"] for q in queries]
     unbounded = [q["sql"] for q in queries if not bounded(q["sql"])]
     assert not unbounded
     assert response.content.count(b'data-pk="') == dashboard.PAGE_SIZE
@@ -81,8 +82,9 @@ def test_the_duration_charts_of_a_hundred_thousand_tasks_are_aggregates_and_a_sa
     with CaptureQueriesContext(connection) as queries:
         response = browser.get(f"/jobs/{job.batch_id}/durations")
     assert response.status_code == 200
-    # session, user, the account shown, job, counts, range, buckets, sample
-    assert len(queries) == 8, [q["sql"] for q in queries]
+    # session, user, the account shown, job, counts, range, buckets, sample; and the node
+    # timeline: its span, the busiest nodes, whether the runs are few, the runs (or their counts)
+    assert len(queries) == 12, [q["sql"] for q in queries]
     assert all(bounded(q["sql"]) for q in queries)
     assert b'id="durations-data"' in response.content and b'"succeeded": [' in response.content
     histogram = dashboard.duration_histogram(job)

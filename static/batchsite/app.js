@@ -127,6 +127,45 @@
       Plotly.react(scatter, [trace(data.scatter.ok, "succeeded", "circle"), trace(data.scatter.failed, "failed", "x")],
         layout({ yaxis: { title: { text: "run time (s)" }, gridcolor: "#eaeef2", rangemode: "tozero" } }), plotConfig);
     }
+    drawNodeTimeline(json("node-timeline-data"));
+  }
+
+  // The node timeline: a row per node; a bar per run (few runs), or runs counted per node and
+  // time unit (many), failures marked. The server bounds what it sends (jobs/node_timeline.py).
+  function drawNodeTimeline(data) {
+    var el = document.getElementById("node-timeline-chart");
+    if (!el || !data || !window.Plotly) return;
+    el.closest(".panel").hidden = data.mode === "empty";
+    if (data.mode === "empty") return;
+    var rows = { type: "category", categoryorder: "array", categoryarray: data.nodes.slice().reverse(), automargin: true };
+    var height = Math.max(160, 28 * data.nodes.length + 70);
+    if (data.mode === "bars") {
+      var traces = ["succeeded", "failed", "running"].map(function (outcome) {
+        var bars = data.bars.filter(function (b) { return b[4] === outcome; });
+        return { type: "bar", orientation: "h", name: outcome, y: bars.map(function (b) { return b[0]; }),
+                 base: bars.map(function (b) { return b[1]; }), x: bars.map(function (b) { return Math.max(b[2], 50); }),
+                 text: bars.map(function (b) { return b[3]; }), textposition: "none",
+                 // Runs that overlap on a node (its slots) stay apart by their outlines.
+                 marker: { color: COLORS[outcome], opacity: 0.85, line: { color: "#fff", width: 1 } },
+                 hovertemplate: "%{text}<br>%{base|%H:%M:%S} · %{x:,.0f} ms<extra>" + outcome + "</extra>" };
+      });
+      Plotly.react(el, traces, layout({ barmode: "overlay", height: height, yaxis: rows,
+                                        xaxis: { type: "date", gridcolor: "#eaeef2" } }), plotConfig);
+      return;
+    }
+    var cells = data.cells;
+    var ran = { type: "scatter", mode: "markers", name: "runs started", y: cells.map(function (c) { return c[0]; }),
+                x: cells.map(function (c) { return c[1]; }), text: cells.map(function (c) { return c[2] + " runs"; }),
+                marker: { symbol: "square", color: COLORS.running, opacity: 0.8,
+                          size: cells.map(function (c) { return 6 + Math.min(10, Math.log2(1 + c[2])); }) },
+                hovertemplate: "%{y} · %{x}<br>%{text}<extra></extra>" };
+    var bad = cells.filter(function (c) { return c[3] > 0; });
+    var failed = { type: "scatter", mode: "markers", name: "failed", y: bad.map(function (c) { return c[0]; }),
+                   x: bad.map(function (c) { return c[1]; }), text: bad.map(function (c) { return c[3] + " failed"; }),
+                   marker: { symbol: "x", color: COLORS.failed, size: 9 },
+                   hovertemplate: "%{y} · %{x}<br>%{text}<extra></extra>" };
+    Plotly.react(el, [ran, failed], layout({ height: height, yaxis: rows, xaxis: { type: "date", gridcolor: "#eaeef2" } }),
+                 plotConfig);
   }
 
   // --- log viewers ---------------------------------------------------------------------

@@ -43,4 +43,8 @@ class Migration(migrations.Migration):
             name='succeeded_extra_slots',
             field=models.BigIntegerField(db_default=0, default=0),
         ),
+        migrations.AddIndex(
+            model_name='task',
+            index=models.Index(condition=models.Q(('start_time__isnull', False)), fields=['job', 'start_time'], name='task_job_started'),
+        ),
     ]
