@@ -5,11 +5,15 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Sum
 
+from batchapi.errors import BatchError
+from batchapi.fields import validate_body
+from pools.serializers import auto_pool_fields
 from tasks.serializers import job_manager_fields
 
 from .admin_actions import ServiceActions, service_action
 from .models import Job
 from .selectors import find_job
+from .serializers import PoolInfoSerializer
 from .services import lifecycle
 
 EDITABLE = tuple(lifecycle.UPDATABLE)
@@ -28,6 +32,11 @@ class JobForm(forms.ModelForm):
         batch_id, account = data.get("batch_id"), data.get("account")
         if self.instance.pk is None and batch_id and account and find_job(account, batch_id, only=("pk",)):
             self.add_error("batch_id", "This account has a job with this id already (ids ignore case).")
+        if data.get("pool_info"):  # as the API checks it: a pool id, or a pool to make for the job
+            try:
+                data["pool_info"] = dict(validate_body(PoolInfoSerializer, data["pool_info"], name="poolInfo"))
+            except BatchError as error:
+                self.add_error("pool_info", f"{error.message} {error.values or ''}".strip())
         return data
 
 
@@ -74,7 +83,8 @@ class JobAdmin(ServiceActions, admin.ModelAdmin):
             lifecycle.update_job(job=obj, changes={k: form.cleaned_data[k] for k in EDITABLE if k in form.cleaned_data})
             return
         spec = dict(form.cleaned_data)
-        obj.pk = lifecycle.create_job(spec=spec, job_manager=job_manager_fields(spec.get("job_manager_task"))).pk
+        obj.pk = lifecycle.create_job(spec=spec, job_manager=job_manager_fields(spec.get("job_manager_task")),
+                                      auto_pool=auto_pool_fields(spec.get("pool_info"))).pk
 
     def delete_model(self, request, obj):
         lifecycle.delete_job(job=obj)

@@ -10,6 +10,7 @@ from batchapi.fields import validate_body
 from batchapi.odata import Prop, parse_filter, project, selection
 from batchapi.views import BatchView, Page
 from batchapi.wire import drop_none
+from pools.serializers import auto_pool_fields
 from tasks import counts
 from tasks.models import NodeTask, NodeTaskKind
 from tasks.serializers import job_manager_fields, node_task_info
@@ -55,7 +56,8 @@ class JobListView(BatchView):
     def post(self, request):
         data = validate_body(JobAddSerializer, request.data)
         spec = {**job_fields(data), "account": request.batch_account}
-        job = lifecycle.create_job(spec=spec, job_manager=job_manager_fields(spec.get("job_manager_task")))
+        job = lifecycle.create_job(spec=spec, job_manager=job_manager_fields(spec.get("job_manager_task")),
+                                   auto_pool=auto_pool_fields(spec.get("pool_info")))
         response = Response(status=status.HTTP_201_CREATED)
         return self.entity_headers(response, job, location=f"{self.base_url()}/jobs/{job.batch_id}")
 
@@ -143,7 +145,7 @@ class JobPreparationAndReleaseStatusView(JobView):
         rows, more = page.slice(prepared)
         released = {r.node_id: r for r in NodeTask.objects.filter(
             job=job, kind=NodeTaskKind.RELEASE, node_id__in=[r.node_id for r in rows])}
-        pool_id = (job.pool_info or {}).get("poolId")
+        pool_id = job.pool_id
         items = []
         for prep in rows:
             prep.job = job

@@ -105,6 +105,8 @@ class Job(StateTracked):
     # the default pool's. A key, not a link: a job may name a pool made after it, and
     # outlives a pool deleted under it (its tasks then wait).
     pool_key = models.CharField(max_length=64, blank=True, default="", editable=False)
+    # The pool made for this job from poolInfo.autoPoolSpecification ("" when it names one).
+    auto_pool_id = models.CharField(max_length=64, blank=True, default="", editable=False)
     job_manager_task = models.JSONField(null=True, blank=True)
     job_preparation_task = models.JSONField(null=True, blank=True)
     job_release_task = models.JSONField(null=True, blank=True)
@@ -134,6 +136,11 @@ class Job(StateTracked):
 
     def __str__(self) -> str:
         return self.batch_id
+
+    @property
+    def pool_id(self) -> str:
+        """The pool its tasks run in: its auto pool, the one its poolInfo names, or the default pool."""
+        return self.auto_pool_id or pool_id_of(self.pool_info)
 
     @property
     def is_open(self) -> bool:

@@ -18,6 +18,7 @@ from batchapi.fields import (
 from batchapi.odata import Prop
 from batchapi.resources import render, selected_columns, stats_wanted, tracked_properties
 from batchapi.wire import drop_none, duration, iso
+from pools.serializers import AutoPoolSpecificationSerializer, plain
 from tasks import node_tasks
 from tasks.serializers import JobManagerTaskSerializer, JobPreparationTaskSerializer, JobReleaseTaskSerializer
 from tasks.stats import job_stats_wire
@@ -31,8 +32,19 @@ class JobConstraintsSerializer(serializers.Serializer):
 
 
 class PoolInfoSerializer(serializers.Serializer):
+    """Where the job's tasks run: the pool `poolId` names, or one made for the job (autoPoolSpecification).
+    Neither: the default pool (Batchsite's; Batch requires one of them)."""
+
     poolId = serializers.CharField(required=False, max_length=64)
     autoPoolSpecification = JSONObjectField(required=False)
+
+    def validate_autoPoolSpecification(self, value):
+        return plain(validate_body(AutoPoolSpecificationSerializer, value, name="autoPoolSpecification"))
+
+    def validate(self, data):
+        if "poolId" in data and "autoPoolSpecification" in data:
+            raise invalid_property("poolInfo", "poolId and autoPoolSpecification are mutually exclusive")
+        return data
 
 
 class JobUpdateSerializer(serializers.Serializer):
@@ -143,9 +155,10 @@ PROPERTIES = {
     "jobPreparationTask": (("job_preparation_task",), lambda j, ctx: j.job_preparation_task),
     "jobReleaseTask": (("job_release_task",), lambda j, ctx: j.job_release_task),
     "networkConfiguration": (("network_configuration",), lambda j, ctx: j.network_configuration),
-    "executionInfo": (("start_time", "end_time", "terminate_reason"), lambda j, ctx: drop_none({
+    "executionInfo": (("start_time", "end_time", "terminate_reason", "pool_info", "auto_pool_id"),
+                      lambda j, ctx: drop_none({
         "startTime": iso(j.start_time), "endTime": iso(j.end_time),
-        "poolId": (j.pool_info or {}).get("poolId"), "terminateReason": j.terminate_reason or None})),
+        "poolId": j.pool_id, "terminateReason": j.terminate_reason or None})),
 }
 
 FILTERS = {

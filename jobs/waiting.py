@@ -18,7 +18,7 @@ from tasks import counts
 from tasks.dependencies import blocking_parents
 from tasks.models import Task, TaskResult, TaskState
 
-from .models import Job, JobState, pool_id_of
+from .models import Job, JobState
 
 # Node states by what they say of a pool that cannot run tasks, in the words the page uses.
 NOT_TAKING = {"offline": "offline", "starttaskfailed": "failed their start task",
@@ -50,7 +50,7 @@ def why_waiting(job: Job, current: counts.TaskCounts) -> list[Reason]:
 
 
 def _pool_reason(job: Job) -> Reason | None:
-    pool_id = pool_id_of(job.pool_info)
+    pool_id = job.pool_id
     pool = Pool.objects.filter(account_id=job.account_id, key=job.pool_key).only(
         "pk", "batch_id", "state", "allocation_state", "target_dedicated_nodes", "target_low_priority_nodes").first()
     if pool is None:

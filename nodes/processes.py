@@ -19,7 +19,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from jobs.models import Job, pool_id_of
+from jobs.models import Job
 from tasks import node_tasks, stats
 from tasks.files import node_task_dir, shared_dir, startup_dir, task_dir
 from tasks.models import Task
@@ -55,14 +55,14 @@ class Command:
     @classmethod
     def of_task(cls, task: Task) -> "Command":
         job = task.job
-        return cls(job.account.name, pool_id_of(job.pool_info), job, task.batch_id, task_dir(task),
+        return cls(job.account.name, job.pool_id, job, task.batch_id, task_dir(task),
                    task.command_line, task.environment_settings, task.user_identity, task.resource_files,
                    task.max_wall_clock_time)
 
     @classmethod
     def of_node_task(cls, job: Job, node_id: str, kind: str) -> "Command":
         spec = node_tasks.spec_of(job, kind) or {}
-        return cls(job.account.name, pool_id_of(job.pool_info), job, node_tasks.task_id_of(job, kind),
+        return cls(job.account.name, job.pool_id, job, node_tasks.task_id_of(job, kind),
                    node_task_dir(job, node_id, kind), spec.get("commandLine", ""),
                    spec.get("environmentSettings") or [], spec.get("userIdentity"), spec.get("resourceFiles") or [],
                    node_tasks.wall_clock_limit(job, kind))

@@ -144,6 +144,31 @@ AZURE_SETTINGS = ("virtualMachineConfiguration", "cloudServiceConfiguration", "n
                   "targetNodeCommunicationMode")
 
 
+class AutoPoolSerializer(PoolAddSerializer):
+    """The pool of a job's poolInfo.autoPoolSpecification: Add Pool's body without its id."""
+
+    id = None
+
+
+class AutoPoolSpecificationSerializer(serializers.Serializer):
+    autoPoolIdPrefix = serializers.RegexField(r"^[A-Za-z0-9_-]{1,20}$", required=False)
+    poolLifetimeOption = EnumField(["job", "jobschedule"])
+    keepAlive = StrictBooleanField(required=False)
+    pool = JSONObjectField()
+
+    def validate_pool(self, value):
+        validate_body(AutoPoolSerializer, value, name="autoPoolSpecification.pool")
+        return value
+
+
+def auto_pool_fields(pool_info: dict | None) -> dict | None:
+    """The Pool field values of a job's autoPoolSpecification (stored as validated), or None."""
+    spec = (pool_info or {}).get("autoPoolSpecification")
+    if not spec:
+        return None
+    return pool_fields(validate_body(AutoPoolSerializer, spec["pool"], name="autoPoolSpecification.pool"))
+
+
 def pool_fields(data: dict) -> dict:
     """Validated wire properties to Pool model fields. `azure_settings` holds only the Azure
     settings this body gives: a change merges them into those stored (pools.services)."""

@@ -32,7 +32,7 @@ from .serializers import (
 from .services import actions, adding
 
 # The columns of the job that rendering tasks needs.
-JOB_COLUMNS = ("pk", "batch_id", "state", "max_task_retry_count", "pool_info")
+JOB_COLUMNS = ("pk", "batch_id", "state", "max_task_retry_count", "pool_info", "auto_pool_id")
 
 
 @extend_schema_view(get=schema.LIST_TASKS, post=schema.ADD_TASK)

@@ -18,7 +18,6 @@ from batchapi.fields import (
 from batchapi.odata import Prop
 from batchapi.resources import render, selected_columns, stats_wanted, tracked_properties
 from batchapi.wire import drop_none, duration, iso
-from jobs.models import pool_id_of
 
 from . import file_specs
 from .files import node_task_dir
@@ -247,7 +246,7 @@ def columns(select: list[str] | None, *, with_stats: bool = False) -> list[str]:
 
 def context(job, base: str) -> dict:
     return {"base": base, "job_id": job.batch_id, "job_retries": job.max_task_retry_count,
-            "pool_id": pool_id_of(job.pool_info), "account": job.account.name}
+            "pool_id": job.pool_id, "account": job.account.name}
 
 
 def task_to_wire(task: Task, *, ctx: dict, select: list[str] | None = None, with_stats: bool = False) -> dict:

@@ -41,4 +41,9 @@ class Migration(migrations.Migration):
             model_name='job',
             index=models.Index(condition=models.Q(('state', 'active')), fields=['account', 'pool_key', '-priority', 'id'], name='job_active_in_pool'),
         ),
+        migrations.AddField(
+            model_name='job',
+            name='auto_pool_id',
+            field=models.CharField(blank=True, default='', editable=False, max_length=64),
+        ),
     ]

@@ -11,9 +11,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from batchapi.errors import BatchError
+from batchapi.errors import BatchError, invalid_property
 from batchapi.ids import id_key
-from pools.services.lifecycle import ensure_pool
+from pools.models import Pool, PoolState
+from pools.services.lifecycle import auto_pool_id, create_pool, delete_pool, ensure_pool
 from tasks import counts
 from tasks.models import RUNNING_STATES, Task, TaskResult, TaskState
 from tasks.node_tasks import release_pending
@@ -42,26 +43,36 @@ def job_exists(batch_id: str) -> BatchError:
     return BatchError("JobExists", "The specified job already exists.", 409, {"JobId": batch_id})
 
 
-def create_job(*, spec: dict, job_manager: dict | None = None) -> Job:
+def create_job(*, spec: dict, job_manager: dict | None = None, auto_pool: dict | None = None) -> Job:
     """Add Job: the job row and its count rows, together. `spec` names the job's account.
 
     `job_manager` (Task field values of its jobManagerTask, validated by the
     caller) is added as the job's first task, so that it is the first to run:
-    tasks are claimed oldest first.
+    tasks are claimed oldest first. `auto_pool` (Pool field values of its
+    poolInfo.autoPoolSpecification) is the pool made for the job, with it.
     """
     if bool(spec.get("job_manager_task")) != (job_manager is not None):
         raise ValueError("a job with a jobManagerTask is created with its task's fields (job_manager), "
                          "and only such a job")
+    auto_spec = (spec.get("pool_info") or {}).get("autoPoolSpecification")
+    if bool(auto_spec) != (auto_pool is not None):
+        raise ValueError("a job with an autoPoolSpecification is created with its pool's fields (auto_pool), "
+                         "and only such a job")
     now = timezone.now()
-    pool_id = pool_id_of(spec.get("pool_info"))
+    pool_id = auto_pool_id(auto_spec) if auto_spec else pool_id_of(spec.get("pool_info"))
     try:
         with transaction.atomic():
             job = Job.objects.create(
                 key=id_key(spec["batch_id"]), state=JobState.ACTIVE, state_transition_time=now,
-                start_time=now, creation_time=now, last_modified=now, pool_key=id_key(pool_id), **spec,
+                start_time=now, creation_time=now, last_modified=now, pool_key=id_key(pool_id),
+                auto_pool_id=pool_id if auto_spec else "", **spec,
             )
             counts.create_shards(job)
-            ensure_pool(job.account, pool_id, for_job=job.batch_id)
+            if auto_spec:
+                create_pool(spec={**auto_pool, "account": job.account, "batch_id": pool_id,
+                                  "made_for_job": job.batch_id})
+            else:
+                ensure_pool(job.account, pool_id, for_job=job.batch_id)
             if job_manager is not None:
                 add_task(job=job, spec=job_manager)
             events.job_changed(job.pk)
@@ -81,7 +92,11 @@ def update_job(*, job: Job, changes: dict, replace: bool = False) -> Job:
     values = {**(UPDATABLE if replace else {}), **changes}
     with transaction.atomic():
         lock_open_job(job)
-        if "pool_info" in values:
+        if "pool_info" in values and (values["pool_info"] or {}).get("autoPoolSpecification"):
+            if not job.auto_pool_id:  # the job's auto pool stays what it was made
+                raise invalid_property("poolInfo", "an autoPoolSpecification is given when the job is added")
+            values["pool_info"] = job.pool_info
+        elif "pool_info" in values:
             pool_id = pool_id_of(values["pool_info"])
             values["pool_key"] = id_key(pool_id)
             ensure_pool(job.account, pool_id, for_job=job.batch_id)
@@ -122,8 +137,21 @@ def terminate_job(*, job: Job, reason: str = "") -> None:
 
 def _complete_when_released(job: Job) -> None:
     """A terminating job completes once no live worker still owes it its release task."""
-    if not release_pending(job):
-        _move(job, JobState.COMPLETED, from_states=(JobState.TERMINATING,), end_time=timezone.now())
+    if not release_pending(job) and _move(job, JobState.COMPLETED, from_states=(JobState.TERMINATING,),
+                                          end_time=timezone.now()):
+        _end_auto_pool(job)
+
+
+def _end_auto_pool(job: Job) -> None:
+    """The pool made for the job goes with it, unless its autoPoolSpecification says keepAlive."""
+    job = Job.objects.only("pk", "account", "pool_info", "auto_pool_id").get(pk=job.pk)
+    spec = (job.pool_info or {}).get("autoPoolSpecification") or {}
+    if not job.auto_pool_id or spec.get("keepAlive"):
+        return
+    pool = Pool.objects.filter(account_id=job.account_id, key=id_key(job.auto_pool_id),
+                               state=PoolState.ACTIVE).first()
+    if pool is not None:
+        delete_pool(pool=pool)
 
 
 def disable_job(*, job: Job, disable_tasks: str) -> None:
@@ -200,6 +228,7 @@ def delete_job(*, job: Job) -> None:
         if not _move(job, JobState.DELETING, from_states=[s for s in JobState if s != JobState.DELETING]):
             raise BatchError("JobBeingDeleted", "The specified job is being deleted.", 409)
         terminate_running_tasks_of_job(job=job)
+        _end_auto_pool(job)
 
 
 # --- the job's tasks, all at once ---------------------------------------------------------

@@ -5,6 +5,7 @@ nodes as its targets say, its allocation state is `resizing`.
 """
 
 import logging
+import uuid
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -61,6 +62,12 @@ def automatic_pool_spec(account: BatchAccount, pool_id: str, *, for_job: str = "
     return dict(account=account, batch_id=pool_id, vm_size=settings.BATCHSITE_LOCAL_VM_SIZE,
                 target_dedicated_nodes=1, task_slots_per_node=settings.BATCHSITE_WORKER_SLOTS,
                 provider="local", made_for_job=for_job)
+
+
+def auto_pool_id(spec: dict) -> str:
+    """A new id for a job's auto pool: its autoPoolIdPrefix and a GUID, as Batch makes them."""
+    prefix = spec.get("autoPoolIdPrefix")
+    return f"{prefix}_{uuid.uuid4()}" if prefix else str(uuid.uuid4())
 
 
 def ensure_pool(account: BatchAccount, pool_id: str, *, for_job: str = "") -> Pool | None:
