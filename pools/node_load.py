@@ -7,6 +7,7 @@ only it knows which of its processes still run.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db.models import F, Max, Min
 
@@ -80,3 +81,26 @@ def share(node: Claimer, free: int) -> int:
         return free if busiest is None or busiest <= node.running_slots else 0
     least = peers.aggregate(least=Min("running_tasks_count"))["least"]
     return free if least is None else max(0, min(free, least + 1 - node.running_tasks))
+
+
+# How long a task waits for the node its affinityInfo names before any node may take it, and
+# how many more tasks than it may take a claim reads, to pass by those left to other nodes.
+AFFINITY_WAIT = timedelta(seconds=10)
+LOOKAHEAD = 4
+
+
+def yield_to_affinity(tasks: list, node_id: str, now) -> list:
+    """The tasks this node may take: those whose affinityInfo.affinityId names another node of
+    its pool that takes tasks and has room are left to it, for AFFINITY_WAIT after they became
+    active (Batch's affinity is a preference, not a promise). No query when no task names a node."""
+    def wanted(task) -> str | None:
+        return (task.affinity_info or {}).get("affinityId")
+
+    others = {wanted(task) for task in tasks} - {node_id, None}
+    if not others:
+        return tasks
+    ready = set(ComputeNode.objects.filter(name__in=others, state__in=SCHEDULABLE_STATES,
+                                           scheduling_state=SchedulingState.ENABLED,
+                                           running_task_slots_count__lt=F("slots")).values_list("name", flat=True))
+    return [task for task in tasks
+            if not (wanted(task) in ready and now - task.state_transition_time < AFFINITY_WAIT)]

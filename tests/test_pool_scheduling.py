@@ -2,6 +2,7 @@
 slots they ask for, packed or spread as the pool says."""
 
 import pytest
+from django.utils import timezone
 
 from accounts.models import default_account
 from pools import node_load
@@ -118,3 +119,20 @@ def test_pools_run_their_own_jobs_by_priority_in_the_slots_tasks_ask_for(start_w
     assert slots == counts.actual(high.pk).slots()
     for job in (high, low, q_job):
         assert_counts_exact(job.pk)
+
+
+@pytest.mark.django_db
+def test_a_task_prefers_the_node_its_affinity_names_for_a_while():
+    make_pool("aff", task_slots_per_node=2)
+    job = make_job("j", pool_info={"poolId": "aff"})
+    add(job, "for-b", affinity_info={"affinityId": "b"})
+    add(job, "anyone")
+    node("a", pool="aff")
+    node("b", pool="aff")
+    assert [t.batch_id for t in claim_as_agent("a", 2)] == ["anyone"]  # for-b is left to b
+    assert [t.batch_id for t in claim_as_agent("b", 2)] == ["for-b"]
+
+    add(job, "for-b-later", affinity_info={"affinityId": "b"})
+    Task.objects.filter(batch_id="for-b-later").update(
+        state_transition_time=timezone.now() - node_load.AFFINITY_WAIT * 2)
+    assert [t.batch_id for t in claim_as_agent("a", 1)] == ["for-b-later"]  # waited long enough: anyone's

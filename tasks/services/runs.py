@@ -115,7 +115,9 @@ def claim_tasks(*, node_id: str, limit: int, holding: node_load.Load | None = No
                 room = min(room, job.max_parallel_tasks - counts.read(job.pk).running)
                 if room <= 0:
                     continue
-            tasks = _fitting(_runnable_tasks(job.pk, room, skip_locked=skip_locked), free)
+            # A few more than it may take: those left to the node their affinity names are passed by.
+            candidates = _runnable_tasks(job.pk, room + node_load.LOOKAHEAD, skip_locked=skip_locked)
+            tasks = _fitting(node_load.yield_to_affinity(candidates, node_id, timezone.now()), free)[:room]
             if not tasks:
                 continue  # every candidate is being claimed by someone else
             prepare = node_tasks.preparation_due(job, node_id)
