@@ -33,12 +33,15 @@ def node(name: str = "node", *, pool: str = "", account: str = "", slots: int | 
 
 
 def claim(*, node_id: str, limit: int, **options):
-    """`claim_tasks` for node `node_id`, which joins the default pool first if it is in none."""
+    """`claim_tasks` for node `node_id`, which joins the default pool first if it is in none; the
+    node says what it holds, as its agent does (what the test ended without telling it, it still
+    holds: only spread's look at the other nodes reads it)."""
     from pools.models import ComputeNode
+    from pools.node_load import Load
     from tasks.services.runs import claim_tasks
 
-    if not ComputeNode.objects.filter(name=node_id).exists():
-        node(node_id)
+    row = ComputeNode.objects.filter(name=node_id).first() or node(node_id)
+    options.setdefault("holding", Load(row.running_tasks_count, row.running_task_slots_count))
     return claim_tasks(node_id=node_id, limit=limit, **options)
 
 

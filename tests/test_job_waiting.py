@@ -75,8 +75,9 @@ def test_tasks_waiting_for_a_failed_parent_name_it(django_assert_max_num_queries
     add(job, "render-1", "render-2")
     add(job, "merge", depends_on={"taskIds": ["render-1", "render-2", "render-3"]})
     node("n1")
-    for task in claim(node_id="n1", limit=2):
-        task_runs.finish_task(task=task, attempt=task.attempt, exit_code=0 if task.batch_id == "render-1" else 7)
+    ends = [task_runs.RunEnd(task, task.attempt, 0 if task.batch_id == "render-1" else 7)
+            for task in claim(node_id="n1", limit=2)]
+    task_runs.finish_tasks(ends, node_id="n1", holding=Load())  # the node is idle again
     with django_assert_max_num_queries(12):
         said = reasons(job)
     assert said == ["1 task waits for its parents: merge for render-2, which failed (exit code 7), "
