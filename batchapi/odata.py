@@ -159,6 +159,21 @@ def parse_filter(text: str, props: dict[str, Prop]) -> Q:
         raise invalid_query("$filter", text, f"the filter is not well formed: {_first_line(exc)}") from None
 
 
+def parse_name_prefix(text: str | None) -> str:
+    """A file list's $filter: Batch filters files on startswith(name, '...') only. The prefix
+    ("" without a filter), compared as written: file names are case-sensitive."""
+    if text is None or not text.strip():
+        return ""
+    try:
+        tree = _parser.parse(text)
+    except LarkError as exc:
+        raise invalid_query("$filter", text, f"the filter is not well formed: {_first_line(exc)}") from None
+    name, value = tree.children if tree.data == "startswith" else (None, None)
+    if str(name) != "name" or not isinstance(value, Tree) or value.data != "string":
+        raise invalid_query("$filter", text, "files are filtered with startswith(name, 'prefix') only")
+    return value.children[0][1:-1].replace("''", "'")
+
+
 def _size(tree: Tree) -> tuple[int, int]:
     """(comparisons, depth) of a parsed filter, walked without recursion."""
     terms, deepest, stack = 0, 0, [(tree, 1)]

@@ -5,7 +5,7 @@ from django.urls import path, re_path
 from batchapi.views import UnknownResourceView
 from jobs import api as jobs_api
 from pools import api as pools_api
-from pools import node_api
+from pools import node_api, node_file_api
 from tasks import api as tasks_api
 
 urlpatterns = [
@@ -20,6 +20,8 @@ urlpatterns = [
     path("pools/<str:pool_id>/nodes/<str:node_id>/disablescheduling", node_api.NodeDisableSchedulingView.as_view()),
     path("pools/<str:pool_id>/nodes/<str:node_id>/enablescheduling", node_api.NodeEnableSchedulingView.as_view()),
     path("pools/<str:pool_id>/nodes/<str:node_id>/reboot", node_api.NodeRebootView.as_view()),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/files", node_file_api.NodeFileListView.as_view()),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/files/<path:file_path>", node_file_api.NodeFileView.as_view()),
     path("nodecounts", pools_api.NodeCountsView.as_view(), name="batch-node-counts"),
     path("jobs", jobs_api.JobListView.as_view(), name="batch-jobs"),
     path("jobs/<str:job_id>", jobs_api.JobDetailView.as_view(), name="batch-job"),

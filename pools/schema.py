@@ -2,11 +2,13 @@
 what each operation of pools.api takes and answers (batchapi.schema has the shared parts)."""
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from batchapi.schema import (
     CONDITIONS,
     FILTER,
+    HEADER,
     NAME_VALUE,
     PAGE,
     PATH,
@@ -27,6 +29,7 @@ from batchapi.schema import (
     refuses_unknown,
     string,
 )
+from tasks.schema import FILE_FILTER, FILE_HEADERS, FILES_TAG, NODE_FILE, RANGE, RECURSIVE
 
 from .bodies import NodeDisableSchedulingSerializer, NodeRebootSerializer, NodeRemoveSerializer, PoolResizeSerializer
 from .models import AllocationState, NodeFillType, NodeState, PoolState, SchedulingState
@@ -158,3 +161,35 @@ ENABLE_SCHEDULING = operation("ComputeNode_EnableScheduling", "Schedule tasks on
 REBOOT_NODE = operation("ComputeNode_Reboot", "Restart a node's agent; its start task runs again", tag=TAG,
                         request=NodeRebootSerializer, parameters=[POOL_ID, NODE_ID], ok={202: None},
                         errors=(404, 409, 413, 415), conflicts=NODE_BUSY)
+
+
+# --- a node's files (pools.node_file_api; what the paths name: pools.node_files) -----------------
+
+NODE_FILE_PATH = OpenApiParameter("file_path", str, PATH, required=True, description=(
+    "The path relative to the node's directory: startup/... (the start task's directory: stdout.txt, "
+    "stderr.txt, wd/) or shared/... (the node's shared directory). '/' may stand as %2F."))
+NODE_FILE_HEADERS = [
+    *FILE_HEADERS,
+    OpenApiParameter("ocp-batch-file-url", str, HEADER, response=[200], description="The file's URL."),
+    OpenApiParameter("ocp-batch-file-mode", str, HEADER, response=[200],
+                     description="The mode bits in octal, e.g. 0o100644."),
+]
+NODE_FILES_ERRORS = (404,)  # PoolNotFound, NodeNotFound, FileNotFound
+
+LIST_NODE_FILES = operation(
+    "File_ListFromComputeNode", "List a node's files: its startup and shared directories", tag=FILES_TAG,
+    parameters=[POOL_ID, NODE_ID, RECURSIVE, FILE_FILTER, *PAGE],
+    ok={200: listing("NodeFileList", NODE_FILE)}, errors=NODE_FILES_ERRORS)
+GET_NODE_FILE = operation("File_GetFromComputeNode", "Read a node's file, or a slice of it", tag=FILES_TAG,
+                          parameters=[POOL_ID, NODE_ID, NODE_FILE_PATH, RANGE, *NODE_FILE_HEADERS],
+                          ok={(200, "application/octet-stream"): OpenApiTypes.BINARY}, errors=(404, 416))
+NODE_FILE_PROPERTIES = operation(
+    "File_GetPropertiesFromComputeNode", "A node file's (or directory's) size and times, in headers",
+    tag=FILES_TAG, parameters=[POOL_ID, NODE_ID, NODE_FILE_PATH, *NODE_FILE_HEADERS], ok={200: None},
+    errors=NODE_FILES_ERRORS)
+DELETE_NODE_FILE = operation(
+    "File_DeleteFromComputeNode", "Delete a node's file, or a directory (with recursive, whatever is in it)",
+    tag=FILES_TAG, parameters=[POOL_ID, NODE_ID, NODE_FILE_PATH, OpenApiParameter(
+        "recursive", bool, OpenApiParameter.QUERY, description="Delete a directory with everything in it.")],
+    ok={200: None}, errors=(404, 409),
+    conflicts="DirectoryNotEmpty (a directory, without recursive), FileDeleteFailed.")

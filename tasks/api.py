@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from batchapi.errors import BatchError, body_too_large
 from batchapi.fields import validate_body
-from batchapi.odata import parse_filter, project, selection
+from batchapi.odata import parse_filter, parse_name_prefix, project, selection
 from batchapi.views import Page, max_results
 from batchapi.wire import iso, rfc1123
 from jobs.api import JobView
@@ -26,6 +26,7 @@ from .serializers import (
     columns,
     constraint_fields,
     context,
+    file_list_page,
     task_fields,
     task_to_wire,
 )
@@ -169,27 +170,11 @@ class TaskFileListView(JobView):
         files.refuse_cleaned_up(task)
         page_size = max_results(request.query_params)
         recursive = request.query_params.get("recursive", "false").lower() == "true"
-        after = request.query_params.get("$skiptoken", "")
-        entries = files.list_files(task, recursive=recursive, limit=page_size + 1, after=after)
+        entries = files.list_files(task, recursive=recursive, limit=page_size + 1,
+                                   after=request.query_params.get("$skiptoken", ""),
+                                   startswith=parse_name_prefix(request.query_params.get("$filter")))
         base = f"{self.base_url()}/jobs/{job.batch_id}/tasks/{task.batch_id}/files"
-        body = {"value": [self._entry(e, base) for e in entries[:page_size]]}
-        if len(entries) > page_size:
-            query = request.query_params.copy()
-            query["$skiptoken"] = entries[page_size - 1].name
-            body["odata.nextLink"] = request.build_absolute_uri(request.path) + "?" + query.urlencode()
-        return Response(body)
-
-    @staticmethod
-    def _entry(entry: files.FileEntry, base: str) -> dict:
-        return {
-            "name": entry.name,
-            "url": f"{base}/{entry.name}",
-            "isDirectory": entry.is_directory,
-            "properties": {
-                "creationTime": iso(entry.created), "lastModified": iso(entry.modified),
-                "contentLength": entry.size, "contentType": "application/octet-stream",
-            },
-        }
+        return Response(file_list_page(request, entries, page_size=page_size, base=base))
 
 
 @extend_schema_view(get=schema.GET_FILE, head=schema.FILE_PROPERTIES)

@@ -24,7 +24,6 @@ refused.
 import errno
 import os
 import stat
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from django.conf import settings
 from batchapi.errors import BatchError
 
 from .beneath import DIRECTORY, FILE, open_beneath
+from .listing import FileEntry, Listing
 
 
 def job_dir(job) -> Path:
@@ -104,8 +104,8 @@ def split(relative: str) -> list[str]:
     return parts
 
 
-def open_task_dir(task) -> int:
-    """A descriptor of the task's directory, opened from the node root without following symlinks.
+def open_below_root(directory: Path) -> int:
+    """A descriptor of `directory` (a path below the node root), opened without following symlinks.
 
     The node root is the operator's (it may be a symlink); everything below it a
     task can write to, so no symlink counts there. OSError when there is no
@@ -114,9 +114,14 @@ def open_task_dir(task) -> int:
     root = Path(settings.BATCHSITE_NODE_ROOT)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return open_beneath(root_fd, list(task_dir(task).relative_to(root).parts), DIRECTORY)
+        return open_beneath(root_fd, list(directory.relative_to(root).parts), DIRECTORY)
     finally:
         os.close(root_fd)
+
+
+def open_task_dir(task) -> int:
+    """A descriptor of the task's directory (open_below_root)."""
+    return open_below_root(task_dir(task))
 
 
 class Unreadable(Exception):
@@ -133,14 +138,19 @@ class Unreadable(Exception):
 
 
 class TaskFile:
-    """A regular file of a task directory, open; its size and times are those of the open file."""
+    """A regular file (or, from open_entry, a directory) of a task's or node's directory, open; its
+    size and times are those of the open file."""
 
     def __init__(self, fd: int, st: os.stat_result, name: str):
         self.fd, self.stat, self.name = fd, st, name
 
     @property
     def size(self) -> int:
-        return self.stat.st_size
+        return 0 if self.is_directory else self.stat.st_size
+
+    @property
+    def is_directory(self) -> bool:
+        return stat.S_ISDIR(self.stat.st_mode)
 
     @property
     def modified(self) -> datetime:
@@ -184,98 +194,56 @@ def open_file(task, relative: str) -> TaskFile:
     parts = split(relative)
     if not parts:
         raise Unreadable("not-a-file", relative)
+    return regular(open_entry(task_dir(task), parts, relative), relative)
+
+
+def open_entry(directory: Path, parts: list[str], shown: str) -> TaskFile:
+    """Open `parts` (from split) below `directory` (below the node root): a regular file or a directory.
+
+    Raises Unreadable, naming the path as `shown`, for a name that is missing, leads
+    through a symlink, or is something else (a FIFO, a device).
+    """
     try:
-        directory = open_task_dir(task)
+        base = open_below_root(directory)
     except OSError:
-        raise Unreadable("missing", relative) from None
+        raise Unreadable("missing", shown) from None
     try:
-        fd = open_beneath(directory, parts, FILE)
+        fd = open_beneath(base, parts, FILE)
     except OSError as error:
         symlink = error.errno in (errno.ELOOP, errno.EXDEV)
-        raise Unreadable("symlink" if symlink else "missing", relative) from None
+        raise Unreadable("symlink" if symlink else "missing", shown) from None
     finally:
-        os.close(directory)
+        os.close(base)
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
         os.close(fd)
-        raise Unreadable("not-a-file", relative)
-    return TaskFile(fd, st, parts[-1])
+        raise Unreadable("not-a-file", shown)
+    return TaskFile(fd, st, parts[-1] if parts else "")
+
+
+def regular(file: TaskFile, shown: str) -> TaskFile:
+    """`file` if it is a regular file; a directory is closed and refused (Unreadable not-a-file)."""
+    if file.is_directory:
+        file.close()
+        raise Unreadable("not-a-file", shown)
+    return file
 
 
 # --- listing ----------------------------------------------------------------------------------
 
-MAX_DEPTH = 64  # a recursive listing goes no deeper (each level holds a descriptor while it is walked)
 
-
-@dataclass(frozen=True)
-class FileEntry:
-    name: str  # relative to the task directory, "/"-separated
-    is_directory: bool
-    size: int
-    modified: datetime
-    created: datetime
-
-
-def entry(name: str, child: os.DirEntry) -> FileEntry:
-    # lstat: a symlink is described as itself, never as what it points to outside.
-    st = child.stat(follow_symlinks=False)
-    is_directory = stat.S_ISDIR(st.st_mode)
-    return FileEntry(
-        name=name,
-        is_directory=is_directory,
-        size=0 if is_directory else st.st_size,
-        modified=datetime.fromtimestamp(st.st_mtime, UTC),
-        created=datetime.fromtimestamp(st.st_ctime, UTC),
-    )
-
-
-def list_files(task, *, recursive: bool, limit: int, after: str = "") -> list[FileEntry]:
-    """Files of the task directory in name order, `limit` of them after `after`.
-
-    Walks in sorted order and stops at `limit`. Each directory is listed through
-    a descriptor opened from its parent's without following a symlink, so a task
-    that swaps a directory for a symlink mid-walk gets it refused, not followed;
-    entries are lstat-ed, never opened (a FIFO cannot block the listing).
-    """
+def list_files(task, *, recursive: bool, limit: int, after: str = "", startswith: str = "") -> list[FileEntry]:
+    """Files of the task directory in name order, `limit` of them after `after` (tasks.listing)."""
     try:
         root = open_task_dir(task)
     except OSError:
         return []
-    found: list[FileEntry] = []
-
-    def walk(directory: int, prefix: str, depth: int) -> bool:
-        try:
-            with os.scandir(directory) as listing:
-                children = sorted(listing, key=lambda e: e.name)
-        except OSError:
-            return True
-        for child in children:
-            name = prefix + child.name
-            try:
-                described = entry(name, child)
-            except OSError:
-                continue  # gone since the directory was read
-            if name > after:
-                found.append(described)
-                if len(found) >= limit:
-                    return False
-            if recursive and described.is_directory and depth < MAX_DEPTH:
-                try:
-                    below = os.open(child.name, DIRECTORY, dir_fd=directory)
-                except OSError:
-                    continue  # swapped for a symlink or removed since: not followed
-                try:
-                    if not walk(below, name + "/", depth + 1):
-                        return False
-                finally:
-                    os.close(below)
-        return True
-
+    listing = Listing(recursive=recursive, limit=limit, after=after, startswith=startswith)
     try:
-        walk(root, "", 1)
+        listing.walk(root, "", 1)
     finally:
         os.close(root)
-    return found
+    return listing.found
 
 
 # --- ranges -------------------------------------------------------------------------------------

@@ -142,10 +142,10 @@ TASK_ADD_COLLECTION_RESULT = component("TaskAddCollectionResult", obj({"value": 
                                                                        required=("value",)))
 
 NODE_FILE = component("NodeFile", obj({
-    "name": string("The path relative to the task's directory."), "url": string(format="uri"),
+    "name": string("The path relative to the task's (or the node's) directory."), "url": string(format="uri"),
     "isDirectory": boolean(),
     "properties": obj({"creationTime": moment(), "lastModified": moment(), "contentLength": integer(),
-                       "contentType": string()}),
+                       "contentType": string(), "fileMode": string("The mode bits in octal, e.g. 0o100644.")}),
 }))
 
 ADD_TASK_COLLECTION = inline_serializer("TaskAddCollection", fields={
@@ -163,6 +163,10 @@ FILE_HEADERS = [
 ]
 RANGE = OpenApiParameter("ocp-range", str, HEADER, description=(
     "A slice of the file: bytes=a-b (inclusive), bytes=a- or bytes=-n. The answer is still 200."))
+RECURSIVE = OpenApiParameter("recursive", bool, QUERY, description="Also list subfolders.")
+FILE_FILTER = OpenApiParameter("$filter", str, QUERY, description=(
+    "startswith(name,'prefix'), the one filter of files: names that begin so (case-sensitive). Without "
+    "recursive, the level the prefix is at: startswith(name,'wd/') lists what is in wd."))
 CLEANED_UP = "TaskFilesCleanedup: the task's retention time has passed and its files are gone."
 
 LIST_TASKS = operation("Task_List", "List a job's tasks", tag=TAG,
@@ -189,8 +193,7 @@ REACTIVATE_TASK = operation("Task_Reactivate", "Reactivate a failed task: it run
                             conflicts="TaskNotCompleted, TaskCompletedSuccessfully.", etag=True)
 LIST_FILES = operation(
     "File_ListFromTask", "List the files of a task's directory", tag=FILES_TAG,
-    parameters=[JOB_ID, TASK_ID, OpenApiParameter("recursive", bool, QUERY, description="Also list subfolders."),
-                MAXRESULTS, SKIPTOKEN],
+    parameters=[JOB_ID, TASK_ID, RECURSIVE, FILE_FILTER, MAXRESULTS, SKIPTOKEN],
     ok={200: listing("NodeFileList", NODE_FILE)}, errors=(404, 409), conflicts=CLEANED_UP)
 GET_FILE = operation("File_GetFromTask", "Read a task's file, or a slice of it", tag=FILES_TAG,
                      parameters=[JOB_ID, TASK_ID, FILE_PATH, RANGE, *FILE_HEADERS],

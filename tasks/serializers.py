@@ -21,6 +21,7 @@ from batchapi.wire import drop_none, duration, iso
 
 from . import file_specs
 from .files import node_task_dir
+from .listing import FileEntry
 from .models import Task, TaskKind, TaskResult, TaskState
 from .stats import task_stats_wire
 
@@ -266,3 +267,36 @@ def node_task_info(row, *, with_retries: bool) -> dict:
     if with_retries:
         info.update(retryCount=row.retry_count, lastRetryTime=iso(row.last_retry_time))
     return drop_none(info)
+
+
+# --- files (of a task, or of a node: pools.node_file_api) -----------------------------------------
+
+
+def file_mode(mode: int) -> str:
+    """fileMode: the file's mode bits in octal, type included (e.g. 0o100644), as Linux nodes report it."""
+    return oct(mode)
+
+
+def file_to_wire(entry: FileEntry, base: str) -> dict:
+    """One file of a listing; `base` is the URL of the files its name is relative to."""
+    return {
+        "name": entry.name,
+        "url": f"{base}/{quote(entry.name)}",
+        "isDirectory": entry.is_directory,
+        "properties": {
+            "creationTime": iso(entry.created), "lastModified": iso(entry.modified),
+            "contentLength": entry.size, "contentType": "application/octet-stream",
+            "fileMode": file_mode(entry.mode),
+        },
+    }
+
+
+def file_list_page(request, entries: list[FileEntry], *, page_size: int, base: str) -> dict:
+    """A page of List Files: `entries` holds up to page_size + 1 (one more says that more follow),
+    and the next link starts after the page's last name (tasks.listing's order)."""
+    body = {"value": [file_to_wire(e, base) for e in entries[:page_size]]}
+    if len(entries) > page_size:
+        query = request.query_params.copy()
+        query["$skiptoken"] = entries[page_size - 1].name
+        body["odata.nextLink"] = request.build_absolute_uri(request.path) + "?" + query.urlencode()
+    return body

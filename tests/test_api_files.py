@@ -97,3 +97,34 @@ def test_listing_pages_with_a_next_link(api, task):
         names += [f["name"] for f in page["value"]]
         url = page.get("odata.nextLink")
     assert names == ["stderr.txt", "stdout.txt", "wd", "wd/out", "wd/out/result.csv"]
+
+
+def test_pages_lose_no_file_whose_name_sorts_between_a_folder_and_what_is_in_it(api, task):
+    # "wd-old" < "wd/out" as strings ("-" < "/"), but the walk lists it after wd's content:
+    # a page that ends inside wd must not skip it.
+    (task_dir(task) / "wd-old").mkdir()
+    (task_dir(task) / "wd-old" / "kept.txt").write_text("")
+    everything = [f["name"] for f in api.get("/batch/jobs/j/tasks/t/files?recursive=true").json()["value"]]
+    assert everything == ["stderr.txt", "stdout.txt", "wd", "wd/out", "wd/out/result.csv", "wd-old",
+                          "wd-old/kept.txt"]
+    for size in (1, 2, 3, 4):
+        names, url = [], f"/batch/jobs/j/tasks/t/files?recursive=true&maxresults={size}"
+        while url:
+            page = api.get(url).json()
+            names += [f["name"] for f in page["value"]]
+            url = page.get("odata.nextLink")
+        assert names == everything, size
+
+
+def test_listing_filters_on_a_name_prefix(api, task):
+    def names(query: str) -> list[str]:
+        response = api.get(f"/batch/jobs/j/tasks/t/files?{query}")
+        assert response.status_code == 200, response.content
+        return [f["name"] for f in response.json()["value"]]
+
+    assert names("$filter=startswith(name,'std')") == ["stderr.txt", "stdout.txt"]
+    assert names("$filter=startswith(name,'wd/')") == ["wd/out"]  # one level: what is in wd
+    assert names("$filter=startswith(name,'wd/')&recursive=true") == ["wd/out", "wd/out/result.csv"]
+    assert names("$filter=startswith(name,'WD')") == []  # file names are case-sensitive
+    refused = api.get("/batch/jobs/j/tasks/t/files?$filter=name eq 'wd'")
+    assert (refused.status_code, refused.json()["code"]) == (400, "InvalidQueryParameterValue")

@@ -46,5 +46,5 @@ def test_the_swagger_ui_draws_every_operation_from_local_files_under_a_strict_po
         operations = page.locator(".opblock").count()
         screenshot(page, "api-docs")
         browser.close()
-    assert operations == 38  # pools 10, nodes 6, jobs 10, tasks 12
+    assert operations == 42  # pools 10, nodes 6, node files 4, jobs 10, tasks 12
     assert problems == [] and elsewhere == []

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES_PER_OPERATION = 20
-OPERATIONS = 38
+OPERATIONS = 42
 CHECKS = (
     "not_a_server_error", "batch_error_shape",  # no 5xx; every error in Batch's shape
     # ... and the schema is true: each answer's status, content type, headers and body are as it says.
