@@ -105,7 +105,13 @@ def split(relative: str) -> list[str]:
 
 
 def open_task_dir(task) -> int:
-    """A descriptor of the task's directory, opened from the node root without following symlinks.
+    """A descriptor of the task's directory, opened from the node root without following symlinks."""
+    return open_dir(task_dir(task))
+
+
+def open_dir(directory: Path) -> int:
+    """A descriptor of `directory` (a task's, or a node's startup directory: below the node root),
+    opened from the node root without following symlinks.
 
     The node root is the operator's (it may be a symlink); everything below it a
     task can write to, so no symlink counts there. OSError when there is no
@@ -114,7 +120,7 @@ def open_task_dir(task) -> int:
     root = Path(settings.BATCHSITE_NODE_ROOT)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return open_beneath(root_fd, list(task_dir(task).relative_to(root).parts), DIRECTORY)
+        return open_beneath(root_fd, list(directory.relative_to(root).parts), DIRECTORY)
     finally:
         os.close(root_fd)
 
@@ -181,11 +187,17 @@ def open_file(task, relative: str) -> TaskFile:
     Unreadable for a name that is missing, leads through a symlink, or is not a
     regular file (a directory, a FIFO, a device).
     """
+    return open_file_in(task_dir(task), relative)
+
+
+def open_file_in(where: Path, relative: str) -> TaskFile:
+    """As `open_file`, in directory `where` below the node root (a node's startup directory:
+    the pool's start task writes there, as hostile as any task)."""
     parts = split(relative)
     if not parts:
         raise Unreadable("not-a-file", relative)
     try:
-        directory = open_task_dir(task)
+        directory = open_dir(where)
     except OSError:
         raise Unreadable("missing", relative) from None
     try:
