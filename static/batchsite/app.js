@@ -140,7 +140,7 @@
     if (!el || !data || !window.Plotly) return;
     var traces = NODE_STACK.map(function (name) {
       return { x: data.x, y: data[name], name: name, type: "scatter", mode: "lines", stackgroup: "nodes",
-               line: { width: 1, color: NODE_COLORS[name], shape: "hv" }, fillcolor: NODE_COLORS[name] + "b0" };
+               line: { width: 0, color: NODE_COLORS[name], shape: "hv" }, fillcolor: NODE_COLORS[name] + "c0" };
     });
     var most = 0;  // nodes are whole: a small pool's axis counts in ones
     data.x.forEach(function (_, i) {
