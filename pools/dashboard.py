@@ -27,7 +27,7 @@ from .node_counts import STATES, NodeCounts
 from .selectors import recent_tasks
 from .services import node_actions
 
-POOLS_SHOWN = 200  # the Pools page: an account has a few pools; more are refused rather than paged
+POOLS_SHOWN = 200  # the Pools page: an account has a few pools; it says when it shows only the first
 MAX_TILES = 3000  # the heatmap draws at most this many nodes (a CSS grid of tiles)
 NODE_PAGE = 50  # rows of the pool page's node table
 RUNNING_SHOWN = 50  # a node's running tasks listed on its page
@@ -195,10 +195,8 @@ def timeline(pool: Pool, by_state: dict[str, int], now) -> dict:
     points = [(s.at, {state: getattr(s, state) for state in STATES}) for s in node_counts.samples(pool.pk)]
     if not points or points[-1][0] < now:
         points.append((now, by_state))
-    series = {"x": [at.isoformat() for at, _ in points]}
-    for group in CHART_GROUPS:
-        series[group] = [grouped(counts)[group] for _, counts in points]
-    return series
+    bands = [grouped(counts) for _, counts in points]
+    return {"x": [at.isoformat() for at, _ in points], **{group: [b[group] for b in bands] for group in CHART_GROUPS}}
 
 
 def pool_context(pool: Pool, after: str = "") -> dict:
