@@ -117,6 +117,7 @@ def test_the_pools_page_shows_a_new_pool_and_its_nodes_by_themselves(open_page, 
     later = make_pool("later", target_dedicated_nodes=2, made_for_job="nightly")
     page.wait_for_selector("#pool-table tr:has-text('later')", timeout=10_000)
     assert "made for job nightly" in page.inner_text(f"#pool-{later.pk}")
+    time.sleep(1)  # the page has settled on the new pool: what comes next is the node's news
     node("later-1", pool="later")
     page.wait_for_function(f"() => document.querySelector('#pool-{later.pk}').textContent.includes('1 idle')")
     assert "1 / 2" in page.inner_text(f"#pool-{later.pk}")
@@ -142,8 +143,10 @@ def test_the_node_page_shows_its_running_task_and_its_hosts_usage(open_page, own
     assert "the start task ran" in page.inner_text("#start-stdout")
     assert "1" == page.inner_text("#node-running").strip()
     # The chart grows as heartbeats bring points, without a reload.
-    page.wait_for_function("() => document.getElementById('usage-chart').data"
-                           " && document.getElementById('usage-chart').data[0].x.length >= 3", timeout=30_000)
+    page.wait_for_function("() => document.getElementById('usage-chart').data", timeout=15_000)
+    first = page.evaluate("document.getElementById('usage-chart').data[0].x.length")
+    page.wait_for_function(f"() => document.getElementById('usage-chart').data[0].x.length >= {first + 2}",
+                           timeout=30_000)
     assert page.evaluate("document.getElementById('usage-chart').data[0].y.every(v => v >= 0 && v <= 100)")
     assert page.locator("#node-summary .badge.s-running").count() == 1
     screenshot(page, "node-page")
