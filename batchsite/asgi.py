@@ -12,7 +12,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from jobs.routing import websocket_urlpatterns  # noqa: E402
+from jobs.routing import websocket_urlpatterns as job_sockets  # noqa: E402
+from pools.routing import websocket_urlpatterns as pool_sockets  # noqa: E402
 
 from .daphne_fixes import flow_controlled, leave_request_bodies_to_django  # noqa: E402
 
@@ -20,5 +21,5 @@ leave_request_bodies_to_django()
 
 application = ProtocolTypeRouter({
     "http": flow_controlled(django_asgi_app),
-    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(job_sockets + pool_sockets))),
 })

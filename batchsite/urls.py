@@ -14,5 +14,6 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/switch/", switch_account, name="switch-account"),
+    path("pools/", include("pools.urls")),
     path("", include("jobs.urls")),
 ]

@@ -89,9 +89,10 @@ def count(job_pk: int, delta: dict[str, float]) -> None:
 
 
 def count_nodes(pool_pk: int, dedicated: bool, delta: dict[str, int]) -> None:
-    """Change pool `pool_pk`'s node counts by `delta` ({state: change}), in the caller's transaction.
-    Nodes joining and leaving the pool count through here too."""
+    """Change pool `pool_pk`'s node counts by `delta` ({state: change}), in the caller's transaction,
+    and nudge its live pages after commit. Nodes joining and leaving the pool count through here too."""
     node_counts.apply(pool_pk, dedicated, delta)
+    events.pool_changed(pool_pk)
 
 
 def remove_nodes(rows: QuerySet) -> int:

@@ -13,8 +13,10 @@ With Redis (scale-out) each commit also PUBLISHes its job's pk
 the page in milliseconds, and the poll is only the safety net.
 
 Pages register a callback per key: ("job", pk) for a job, ("jobs",) for the
-set of jobs (a job was added or removed). Callbacks only flag the page; each
-page renders on its own schedule, which is where updates are coalesced.
+set of jobs (a job was added or removed); the pool pages ("pools", account pk),
+("pool", pk) and ("node", pool pk, node pk), whose versions `pools.dashboard`
+reads. Callbacks only flag the page; each page renders on its own schedule,
+which is where updates are coalesced.
 """
 
 import asyncio
@@ -26,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max, Sum
+
+from pools.dashboard import POOL_KEYS, pool_versions
 
 from .events import CHANNEL
 from .models import Job
@@ -51,6 +55,7 @@ def read_versions(keys: list[Key]) -> dict[Key, object]:
             found[("job", pk)] = tuple(by_pk[pk]) if pk in by_pk else None  # None: deleted
     if ("jobs",) in keys:
         found[("jobs",)] = tuple(Job.objects.aggregate(n=Count("pk"), last=Max("pk")).values())
+    found.update(pool_versions([key for key in keys if key[0] in POOL_KEYS]))
     return found
 
 
@@ -139,10 +144,13 @@ class Watcher:
                 await client.aclose()
 
     def _wanted(self, data: bytes) -> bool:
+        kind, _, pk = data.decode("ascii", "replace").rpartition(":")  # "<job pk>" or "pool:<pool pk>"
         try:
-            pk = int(data)
+            pk = int(pk)
         except ValueError:
             return False
+        if kind == "pool":
+            return any(key[0] == "pools" or (key[0] in ("pool", "node") and key[1] == pk) for key in self.callbacks)
         return ("job", pk) in self.callbacks or ("jobs",) in self.callbacks
 
 

@@ -213,3 +213,39 @@ class NodeCountShard(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["pool", "is_dedicated", "shard"], name="node_count_shard_unique"),
         ]
+
+
+class NodeCountSample(models.Model):
+    """A pool's nodes by state (dedicated and low-priority together) at the end of one second,
+    for the pool page's nodes-over-time chart.
+
+    Written by `node_counts.apply` in the transaction that changes the counts: one row per
+    pool and second (unique), which later changes of that second amend. Housekeeping thins
+    old samples (`level` says to which resolution), as it does the task counts' samples.
+    """
+
+    pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="count_samples")
+    at = models.DateTimeField()
+    level = models.SmallIntegerField(default=0)
+    creating = models.IntegerField(default=0)
+    starting = models.IntegerField(default=0)
+    waitingforstarttask = models.IntegerField(default=0)
+    starttaskfailed = models.IntegerField(default=0)
+    idle = models.IntegerField(default=0)
+    running = models.IntegerField(default=0)
+    offline = models.IntegerField(default=0)
+    unusable = models.IntegerField(default=0)
+    unknown = models.IntegerField(default=0)
+    leavingpool = models.IntegerField(default=0)
+    rebooting = models.IntegerField(default=0)
+    preempted = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # One row a second: the amendments of that second find it by this index.
+            models.UniqueConstraint(fields=["pool", "at"], name="node_count_sample_unique_second"),
+        ]
+        indexes = [
+            # Thinning: the samples of a resolution older than its cutoff.
+            models.Index(fields=["level", "at"], name="node_count_sample_level_at"),
+        ]

@@ -2,7 +2,8 @@
 
 As the task counts (`tasks.counts`): only `jobs.transitions` calls `apply`, inside
 the transaction that changes the node rows; `recount` compares the rows with the
-node table and repairs drift.
+node table and repairs drift. `apply` also keeps the samples of the pool page's
+nodes-over-time chart.
 """
 
 import random
@@ -10,8 +11,11 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db.models import Count, F, Sum
+from django.utils import timezone
 
-from .models import ComputeNode, NodeCountShard, NodeState
+from tasks import counts as task_counts
+
+from .models import ComputeNode, NodeCountSample, NodeCountShard, NodeState
 
 STATES = tuple(state.value for state in NodeState)
 
@@ -50,6 +54,40 @@ def apply(pool_pk: int, dedicated: bool, delta: dict[str, int]) -> None:
     if not rows.update(**changes):  # a pool made before its shards (or repaired by recount)
         NodeCountShard.objects.get_or_create(pool_id=pool_pk, is_dedicated=dedicated, shard=shard)
         rows.update(**changes)
+    sample(pool_pk, delta)
+
+
+# --- samples for the nodes-over-time chart --------------------------------------------
+
+
+def sample(pool_pk: int, delta: dict[str, int]) -> None:
+    """Make this second's sample of the pool's counts include `delta`.
+
+    The first change of a second writes the counts (read after the change, in its
+    transaction); each later change of that second adds its delta to that row. So a
+    sample holds the counts at the end of its second, not at its first change: a
+    pool that settles after two nodes joined within one second shows both. Exact on
+    SQLite, whose writers take turns; on PostgreSQL a change made at the same moment
+    by another transaction can miss its second's sample (the next second's has it).
+    """
+    at = timezone.now().replace(microsecond=0)
+    changes = {state: F(state) + n for state, n in delta.items() if n}
+    if NodeCountSample.objects.filter(pool_id=pool_pk, at=at).update(**changes):
+        return
+    dedicated, low_priority = read(pool_pk)
+    NodeCountSample.objects.bulk_create(
+        [NodeCountSample(pool_id=pool_pk, at=at, **{s: dedicated.of(s) + low_priority.of(s) for s in STATES})],
+        ignore_conflicts=True)
+
+
+def samples(pool_pk: int, *, limit: int = 5000) -> list[NodeCountSample]:
+    """The pool's samples, oldest first: the newest `limit` of them (thinning keeps them few)."""
+    return list(reversed(NodeCountSample.objects.filter(pool_id=pool_pk).order_by("-at")[:limit]))
+
+
+def thin_samples(*, chunk: int = 5000) -> int:
+    """Thin old samples as the task counts' are thinned (housekeeping): rows deleted."""
+    return task_counts.thin_samples(chunk=chunk, model=NodeCountSample, owner="pool_id")
 
 
 def read(pool_pk: int) -> tuple[NodeCounts, NodeCounts]:

@@ -145,18 +145,20 @@ def sample(job_pk: int) -> None:
 THINNING = ((timedelta(minutes=10), "minute"), (timedelta(hours=6), "ten_minutes"))
 
 
-def thin_samples(*, chunk: int = 5000) -> int:
+def thin_samples(*, chunk: int = 5000, model=CountSample, owner: str = "job_id") -> int:
     """Thin old samples to their tier's resolution, one bounded chunk per tier. Returns rows deleted.
 
     Only whole buckets older than the cutoff are thinned, and a chunk never
-    splits a bucket, so each bucket keeps exactly its first sample.
+    splits a bucket, so each bucket keeps exactly its first sample. `model` is
+    another table of samples over time (`at`, `level`) of whatever `owner` names:
+    a pool's node counts thin the same way (`pools.node_counts.thin_samples`).
     """
     deleted, now = 0, timezone.now()
     for level, (age, resolution) in enumerate(THINNING, start=1):
         cutoff = _bucket(now - age, resolution)
-        old = CountSample.objects.filter(level__lt=level, at__lt=cutoff).order_by("job_id", "at")
-        rows = [(pk, (job_pk, _bucket(at, resolution)))
-                for pk, job_pk, at in old.values_list("pk", "job_id", "at")[:chunk]]
+        old = model.objects.filter(level__lt=level, at__lt=cutoff).order_by(owner, "at")
+        rows = [(pk, (owner_pk, _bucket(at, resolution)))
+                for pk, owner_pk, at in old.values_list("pk", owner, "at")[:chunk]]
         if len(rows) == chunk:  # the last bucket may go on in the next chunk: leave it whole for then
             last = rows[-1][1]
             rows = [row for row in rows if row[1] != last] or rows
@@ -164,8 +166,8 @@ def thin_samples(*, chunk: int = 5000) -> int:
         for pk, bucket in rows:
             (drop if bucket in seen else keep).append(pk)
             seen.add(bucket)
-        CountSample.objects.filter(pk__in=keep).update(level=level)
-        deleted += CountSample.objects.filter(pk__in=drop).delete()[0]
+        model.objects.filter(pk__in=keep).update(level=level)
+        deleted += model.objects.filter(pk__in=drop).delete()[0]
     return deleted
 
 

@@ -191,10 +191,16 @@ def open_file(task, relative: str) -> TaskFile:
     Unreadable for a name that is missing, leads through a symlink, or is not a
     regular file (a directory, a FIFO, a device).
     """
+    return open_file_in(task_dir(task), relative)
+
+
+def open_file_in(where: Path, relative: str) -> TaskFile:
+    """As `open_file`, in directory `where` below the node root (a node's startup directory:
+    the pool's start task writes there, as hostile as any task)."""
     parts = split(relative)
     if not parts:
         raise Unreadable("not-a-file", relative)
-    return regular(open_entry(task_dir(task), parts, relative), relative)
+    return regular(open_entry(where, parts, relative), relative)
 
 
 def open_entry(directory: Path, parts: list[str], shown: str) -> TaskFile:

@@ -9,6 +9,7 @@ FIFO where its stdout.txt was shows nothing of it: the viewer says so.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import files
 
@@ -36,11 +37,15 @@ class LogChunk:
 
 
 def open_log(task, name: str) -> files.TaskFile | None:
-    """The open log file; None when it is missing. Unreadable (refused) for a symlink or a non-file."""
+    """The open log file; None when it is missing. Unreadable (refused) for a symlink or a non-file.
+
+    `task` is a task, or the directory of another run that writes the same two logs
+    (a node's start task: `files.startup_dir`).
+    """
     if name not in LOG_NAMES:
         raise ValueError(name)
     try:
-        return files.open_file(task, name)
+        return files.open_file_in(task if isinstance(task, Path) else files.task_dir(task), name)
     except files.Unreadable as unreadable:
         if unreadable.reason == "missing":
             return None

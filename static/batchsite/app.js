@@ -168,6 +168,54 @@
                  plotConfig);
   }
 
+  // --- pools: nodes over time, a node's host usage ---------------------------------------
+
+  var NODE_COLORS = { running: "#0969da", idle: "#2da44e", starting: "#d4a72c", leaving: "#afb8c1", failed: "#cf222e" };
+  var NODE_STACK = ["running", "idle", "starting", "leaving", "failed"];
+
+  function drawPoolTimeline() {
+    var el = document.getElementById("pool-timeline-chart");
+    var data = json("pool-timeline-data");
+    if (!el || !data || !window.Plotly) return;
+    var traces = NODE_STACK.map(function (name) {
+      return { x: data.x, y: data[name], name: name, type: "scatter", mode: "lines", stackgroup: "nodes",
+               line: { width: 0, color: NODE_COLORS[name], shape: "hv" }, fillcolor: NODE_COLORS[name] + "c0" };
+    });
+    var most = 0;  // nodes are whole: a small pool's axis counts in ones
+    data.x.forEach(function (_, i) {
+      most = Math.max(most, NODE_STACK.reduce(function (sum, name) { return sum + data[name][i]; }, 0));
+    });
+    Plotly.newPlot(el, traces, layout({ hovermode: "x unified",
+      yaxis: { gridcolor: "#eaeef2", rangemode: "tozero", dtick: most < 8 ? 1 : null } }), plotConfig);
+  }
+
+  // A new pool summary carries the counts it shows: one more point of nodes over time.
+  function onPoolSummary(summary) {
+    var el = document.getElementById("pool-timeline-chart");
+    if (!el || !el.data || !window.Plotly || !summary.dataset.at) return;
+    var counts = JSON.parse(summary.dataset.counts);
+    var at = new Date(Number(summary.dataset.at) * 1000).toISOString();
+    Plotly.extendTraces(el, {
+      x: NODE_STACK.map(function () { return [at]; }),
+      y: NODE_STACK.map(function (name) { return [counts[name]]; }),
+    }, NODE_STACK.map(function (_, i) { return i; }), 5000);
+  }
+
+  function drawUsage() {
+    var el = document.getElementById("usage-chart");
+    var data = json("usage-data");
+    if (!el || !data || !window.Plotly) return;
+    function line(values, name, color, extra) {
+      return Object.assign({ x: data.x, y: values, name: name, type: "scatter", mode: "lines",
+                             line: { width: 1.5, color: color } }, extra || {});
+    }
+    Plotly.react(el, [line(data.cpu, "CPU %", "#0969da"), line(data.memory, "memory %", "#8250df"),
+                      line(data.load, "load", "#bf8700", { yaxis: "y2", line: { width: 1.5, color: "#bf8700", dash: "dot" } })],
+      layout({ hovermode: "x unified", margin: { l: 40, r: 40, t: 8, b: 36 },
+               yaxis: { range: [0, 100], gridcolor: "#eaeef2", ticksuffix: "%" },
+               yaxis2: { overlaying: "y", side: "right", rangemode: "tozero", showgrid: false } }), plotConfig);
+  }
+
   // --- log viewers ---------------------------------------------------------------------
 
   function logEnd(pre) {
@@ -190,6 +238,10 @@
     if (e.target.id === "select-all") {
       document.querySelectorAll("#task-table input[name=task]").forEach(function (box) { box.checked = e.target.checked; });
     }
+    var all = e.target.dataset && e.target.dataset.selectAll;
+    if (all && e.target.form) {
+      e.target.form.querySelectorAll("input[name=" + all + "]").forEach(function (box) { box.checked = e.target.checked; });
+    }
   });
 
   // --- what inline handlers would do ----------------------------------------------------
@@ -202,7 +254,8 @@
   // Delegated from the document, so forms and selects that live updates swap in work too.
   document.addEventListener("submit", function (e) {
     var form = e.target;
-    var question = form.dataset && form.dataset.confirm;
+    // A button may ask its own question (one form, several actions).
+    var question = (e.submitter && e.submitter.dataset.confirm) || (form.dataset && form.dataset.confirm);
     if (question && !window.confirm(question)) { e.preventDefault(); return; }
     // Fragments the live socket swaps in are rendered without a request, so their forms
     // carry no CSRF token: give a plain POST form the page's own.
@@ -229,6 +282,8 @@
     el.dataset.seen = "1";
     if (el.id === "job-summary") onSummary(el);
     if (el.id === "durations") drawDurations();
+    if (el.id === "pool-summary") onPoolSummary(el);
+    if (el.id === "usage") drawUsage();
     var log = el.closest && el.closest("pre.log");
     if (log && following()) scrollToEnd(log);
   });
@@ -243,6 +298,8 @@
     var summary = document.getElementById("job-summary");
     if (summary) drawShare(JSON.parse(summary.dataset.counts));
     drawDurations();
+    drawPoolTimeline();
+    drawUsage();
     document.querySelectorAll("pre.log").forEach(scrollToEnd);
   });
 })();
