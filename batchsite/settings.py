@@ -280,6 +280,8 @@ BATCHSITE_WORKER_SLOTS = env_int("BATCHSITE_WORKER_SLOTS", 2)
 # node, so that the Azure tutorials' `--pool-id my-pool` just works. A deployment
 # that wants pools made only on purpose turns this off: such jobs' tasks then wait.
 BATCHSITE_AUTO_POOLS = env_bool("BATCHSITE_AUTO_POOLS", True)
+# The most nodes a pool may ask for (each target): a typo of 1,000,000 is a 400, not a million rows.
+BATCHSITE_MAX_NODES_PER_POOL = env_int("BATCHSITE_MAX_NODES_PER_POOL", 1000)
 # The vmSize of the pools Batchsite makes itself.
 BATCHSITE_LOCAL_VM_SIZE = env_str("BATCHSITE_LOCAL_VM_SIZE", "standard_d2s_v3")
 # How long a completed task's directory is kept when its constraints say nothing

@@ -56,7 +56,7 @@ def _pool_reason(job: Job) -> Reason | None:
     if pool is None:
         hint = "" if settings.BATCHSITE_AUTO_POOLS else " (Batchsite makes no pool on its own here: create it)"
         return Reason(f"its pool {pool_id} does not exist{hint}")
-    url = ""  # the pool's page, once the dashboard has pool pages
+    url = reverse("pool-detail", args=[pool.batch_id])
     if pool.state == PoolState.DELETING:
         return Reason(f"its pool {pool.batch_id} is being deleted", url)
     by_state: dict[str, int] = {}

@@ -23,6 +23,8 @@ from .signals import StopSignals
 
 log = logging.getLogger("batchsite.allocator")
 
+MAKE_PER_ROUND = 20  # nodes a pool gets started in one round
+
 
 class Allocator:
     def __init__(self, providers: dict[str, Provider], *, interval: float = 1.0):
@@ -90,9 +92,10 @@ class Allocator:
             log.info("pool %s is steady", pool.batch_id)
 
     def make(self, pool: Pool, provider: Provider, n: int, *, dedicated: bool) -> None:
-        rows = allocation.make_nodes(pool, n, dedicated=dedicated, provider=provider.name)
+        # A bounded number a round: a big resize starts its nodes over a few rounds, not all at once.
+        rows = allocation.make_nodes(pool, min(n, MAKE_PER_ROUND), dedicated=dedicated, provider=provider.name)
         started = provider.create(pool, rows)
         for row in rows:
             if row.name in started:
                 allocation.node_launched(row, started[row.name])
-        log.info("pool %s: started %d of %d node(s)", pool.batch_id, len(started), n)
+        log.info("pool %s: started %d of %d node(s) this round", pool.batch_id, len(started), len(rows))

@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from batchapi.fields import EnumField, IntField, WireDurationField
 
-from .serializers import MIN_RESIZE_TIMEOUT
+from .serializers import MAX_NODES, MIN_RESIZE_TIMEOUT
 from .services.node_actions import MAX_NODES_REMOVED, OPTIONS
 
 DEALLOCATION = list(OPTIONS)
@@ -22,8 +22,8 @@ class ResizeSerializer(serializers.Serializer):
 
 
 class PoolResizeSerializer(ResizeSerializer):
-    targetDedicatedNodes = IntField(required=False, min_value=0)
-    targetLowPriorityNodes = IntField(required=False, min_value=0)
+    targetDedicatedNodes = IntField(required=False, min_value=0, max_value=MAX_NODES)
+    targetLowPriorityNodes = IntField(required=False, min_value=0, max_value=MAX_NODES)
 
 
 class NodeRemoveSerializer(ResizeSerializer):

@@ -87,6 +87,11 @@ class Pool(StateTracked):
         return self.batch_id
 
 
+# A node's id names its directories on the host: letters, digits, '_', '-' and '.', never
+# starting with a dot (so never '.' or '..'); a host name (with its domain) is one.
+NODE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+
+
 class NodeState(models.TextChoices):
     """Batch's compute node states; the ones a node here can be in."""
 

@@ -3,6 +3,7 @@
 from datetime import timedelta
 from urllib.parse import quote
 
+from django.conf import settings
 from rest_framework import serializers
 
 from batchapi.errors import invalid_property
@@ -26,6 +27,7 @@ from . import node_counts
 from .models import AllocationState, ComputeNode, NodeFillType, NodeState, Pool, PoolState
 
 MAX_SLOTS_PER_NODE = 256  # Batch's: min(4 x the node's cores, 256)
+MAX_NODES = settings.BATCHSITE_MAX_NODES_PER_POOL  # each target, as an account's quota bounds it on Batch
 MIN_RESIZE_TIMEOUT = timedelta(minutes=5)  # "less than 5 minutes ... returns an error" (Batch REST docs)
 # autoScaleEvaluationInterval: 5 minutes to 168 hours, 15 minutes when not given (Batch REST docs).
 AUTOSCALE_INTERVAL = (timedelta(minutes=5), timedelta(hours=168))
@@ -96,8 +98,8 @@ class PoolUpdatePropertiesSerializer(PoolPatchSerializer):
 class PoolAddSerializer(PoolPatchSerializer):
     id = BatchIdField()
     vmSize = serializers.CharField(max_length=64)
-    targetDedicatedNodes = IntField(required=False, min_value=0)
-    targetLowPriorityNodes = IntField(required=False, min_value=0)
+    targetDedicatedNodes = IntField(required=False, min_value=0, max_value=MAX_NODES)
+    targetLowPriorityNodes = IntField(required=False, min_value=0, max_value=MAX_NODES)
     resizeTimeout = WireDurationField(required=False)
     enableAutoScale = StrictBooleanField(required=False)
     autoScaleFormula = serializers.CharField(required=False, max_length=8192, trim_whitespace=False)

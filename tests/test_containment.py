@@ -526,3 +526,10 @@ def test_an_environment_variable_name_no_process_can_carry_is_a_400(api, name):
     response = api.post("/batch/jobs/env/tasks", {"id": "t", "commandLine": "/bin/true",
                                                   "environmentSettings": [{"name": name, "value": "x"}]}, format="json")
     assert (response.status_code, response.json()["code"]) == (400, "InvalidPropertyValue")
+
+
+@pytest.mark.parametrize("name", ["..", ".hidden", "a/b", "x" * 129])
+def test_a_node_id_that_could_name_another_directory_is_refused(name):
+    result = subprocess.run(worker_command("--name", name), env=worker_env(), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0 and "a node's id is 1 to 128 letters" in result.stderr

@@ -384,3 +384,14 @@ def test_patch_takes_what_add_pool_set_while_the_pool_has_no_node(api):
     assert pool["resourceTags"] == {"team": "render"}
     assert pool["virtualMachineConfiguration"] == AZURE_VM  # merged, not replaced
     refused(api.patch("/batch/pools/p", {"taskSlotsPerNode": 0}, format="json"), 400, "InvalidPropertyValue")
+
+
+@pytest.mark.django_db
+def test_a_target_beyond_the_pools_node_limit_is_refused(api, settings):
+    too_many = settings.BATCHSITE_MAX_NODES_PER_POOL + 1
+    body = {"id": "huge", "vmSize": "standard_d2s_v3", "targetDedicatedNodes": too_many}
+    response = api.post("/batch/pools", body, format="json")
+    assert response.status_code == 400 and "targetDedicatedNodes" in str(response.json())
+    api.post("/batch/pools", {"id": "fine", "vmSize": "standard_d2s_v3"}, format="json")
+    response = api.post("/batch/pools/fine/resize", {"targetLowPriorityNodes": too_many}, format="json")
+    assert response.status_code == 400 and "targetLowPriorityNodes" in str(response.json())

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs import events
 from jobs.transitions import count_nodes, move, remove_nodes
 from tasks.services.runs import requeue_tasks
 
@@ -93,7 +94,9 @@ def node_ended(node: ComputeNode, message: str) -> None:
 def add_resize_error(pool_pk: int, code: str, message: str) -> None:
     pool = Pool.objects.select_for_update().get(pk=pool_pk)
     errors = (pool.resize_errors or [])[-9:]  # the last ten say enough
-    Pool.objects.filter(pk=pool_pk).update(resize_errors=[*errors, {"code": code, "message": message}])
+    Pool.objects.filter(pk=pool_pk).update(resize_errors=[*errors, {"code": code, "message": message}],
+                                           last_modified=timezone.now())
+    events.pool_changed(pool_pk)
 
 
 def forget_lost(pool: Pool, provider: str) -> int:
@@ -147,7 +150,8 @@ def settle(pool: Pool) -> str:
                              f"the pool did not reach its target nodes within its resizeTimeout "
                              f"({current.resize_timeout})")
         Pool.objects.filter(pk=current.pk).update(allocation_state=AllocationState.STEADY,
-                                                  allocation_state_transition_time=now)
+                                                  allocation_state_transition_time=now, last_modified=now)
+        events.pool_changed(current.pk)
         return AllocationState.STEADY
 
 
@@ -157,5 +161,7 @@ def needs_a_node(pool: Pool) -> None:
         current = Pool.objects.select_for_update().get(pk=pool.pk)
         if current.allocation_state == AllocationState.STEADY and not current.enable_auto_scale \
                 and not plan(current).done:
+            now = timezone.now()
             Pool.objects.filter(pk=current.pk).update(allocation_state=AllocationState.RESIZING,
-                                                      allocation_state_transition_time=timezone.now())
+                                                      allocation_state_transition_time=now, last_modified=now)
+            events.pool_changed(current.pk)

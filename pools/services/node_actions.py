@@ -8,8 +8,10 @@ its node's new state with its next heartbeat.
 """
 
 from django.db import transaction
+from django.utils import timezone
 
 from batchapi.errors import BatchError
+from jobs import events
 from jobs.transitions import move
 from tasks.models import RUNNING_STATES, Task
 from tasks.services.actions import terminate_task
@@ -50,7 +52,9 @@ def node_busy(node: ComputeNode, what: str) -> BatchError:
 def disable_scheduling(*, node: ComputeNode, option: str = "requeue") -> None:
     """Disable Scheduling: no new task starts there; the node is `offline` once nothing runs on it."""
     with transaction.atomic():
-        ComputeNode.objects.filter(pk=node.pk).update(scheduling_state=SchedulingState.DISABLED)
+        ComputeNode.objects.filter(pk=node.pk).update(scheduling_state=SchedulingState.DISABLED,
+                                                      last_modified=timezone.now())
+        events.pool_changed(node.pool_id)
         end_runs_on(node.name, option)
         # An idle node is offline at once; a running one when its agent reports it empty.
         move(ComputeNode.objects.filter(pk=node.pk, running_tasks_count=0), NodeState.OFFLINE,
@@ -60,7 +64,9 @@ def disable_scheduling(*, node: ComputeNode, option: str = "requeue") -> None:
 def enable_scheduling(*, node: ComputeNode) -> None:
     """Enable Scheduling: the node takes tasks again."""
     with transaction.atomic():
-        ComputeNode.objects.filter(pk=node.pk).update(scheduling_state=SchedulingState.ENABLED)
+        ComputeNode.objects.filter(pk=node.pk).update(scheduling_state=SchedulingState.ENABLED,
+                                                      last_modified=timezone.now())
+        events.pool_changed(node.pool_id)
         move(ComputeNode.objects.filter(pk=node.pk), NodeState.IDLE, from_states=(NodeState.OFFLINE,))
 
 

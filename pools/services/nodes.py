@@ -7,6 +7,7 @@ sweep (`tasks.services.sweeps`), which calls `lose_nodes`.
 """
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from tasks.services.node_task_runs import forget_unfinished_releases
 from tasks.services.runs import requeue_tasks
 
 from .. import node_load
-from ..models import AGENT_STATES, ComputeNode, NodeState, Pool
+from ..models import AGENT_STATES, NODE_NAME, ComputeNode, NodeState, Pool
 from .lifecycle import pool_for_node
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ def join_pool(start: NodeStart, *, predecessor_is_dead: Callable[[ComputeNode], 
     the process the row names) cannot tell that it has ended. A row the allocator
     made for this node (`creating`, `starting`) is taken over; so is a lost one.
     """
+    if not re.match(NODE_NAME, start.name):
+        raise ValueError(f"a node's id is 1 to 128 letters, digits, '_', '-' and '.', not starting with '.': "
+                         f"{start.name!r}")
     pool = pool_for_node(start.account or settings.BATCHSITE_DEFAULT_ACCOUNT,
                          start.pool or settings.BATCHSITE_DEFAULT_POOL)
     if pool is None:

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from batchapi.errors import BatchError, invalid_property, node_not_found
+from jobs import events
 
 from ..models import AllocationState, ComputeNode, Pool
 from ..selectors import check_pool_active
@@ -40,6 +41,7 @@ def _begin(pool: Pool, **values) -> None:
     Pool.objects.filter(pk=pool.pk).update(allocation_state=AllocationState.RESIZING,
                                            allocation_state_transition_time=now, last_modified=now,
                                            resize_errors=[], **values)
+    events.pool_changed(pool.pk)
 
 
 def resize_pool(*, pool: Pool, target_dedicated: int | None = None, target_low_priority: int | None = None,
@@ -68,6 +70,7 @@ def stop_resize(*, pool: Pool) -> None:
             now = timezone.now()
             Pool.objects.filter(pk=pool.pk).update(allocation_state=AllocationState.STOPPING,
                                                    allocation_state_transition_time=now, last_modified=now)
+            events.pool_changed(pool.pk)
 
 
 def remove_nodes(*, pool: Pool, node_ids: list[str], deallocation: str = "requeue",

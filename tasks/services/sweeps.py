@@ -17,6 +17,7 @@ from jobs import events
 from jobs.models import OPEN_STATES, Job, JobState, OnAllTasksComplete
 from jobs.services.lifecycle import settle_job, terminate_job, terminate_running_tasks_of_job
 from jobs.transitions import count
+from pools import node_counts
 from pools.models import AGENT_STATES, ComputeNode
 from pools.services.lifecycle import purge_deleted_pools
 from pools.services.nodes import lose_nodes
@@ -39,6 +40,7 @@ def sweep(*, purge_for: float = 0.5) -> None:
     settle_jobs()  # wall clocks, and what a race between two finishing workers left unresolved
     remove_expired_task_files()  # retentionTime
     counts.thin_samples()
+    node_counts.thin_samples()
     deadline = time.monotonic() + purge_for
     while purge_deleted_jobs() and time.monotonic() < deadline:
         pass

@@ -1,8 +1,11 @@
+import re
+
 from django.core.management.base import BaseCommand, CommandError
 
 from nodes.agent import WorkerLoop
 from nodes.host import database_open_to_tasks, default_name
 from nodes.sandbox import Containment, ContainmentUnavailable
+from pools.models import NODE_NAME
 from pools.services.nodes import NodeNameTaken, NoSuchPool
 
 UNCONFINED_WARNING = """
@@ -35,6 +38,10 @@ class Command(BaseCommand):
                                  "(they can then read everything the worker can: not for untrusted tasks)")
 
     def handle(self, *args, pool, account, slots, name, grace, poll, exit_when_idle, allow_unconfined, **options):
+        name = name or default_name()
+        if not re.match(NODE_NAME, name):
+            raise CommandError(f"--name {name!r}: a node's id is 1 to 128 letters, digits, '_', '-' and '.', "
+                               "not starting with '.'")
         if slots is not None and slots < 1:
             raise CommandError("--slots must be at least 1")
         try:
@@ -47,7 +54,7 @@ class Command(BaseCommand):
             self.stderr.write(UNCONFINED_WARNING.format(why=containment.why_unconfined))
         elif open_database := database_open_to_tasks():
             self.stderr.write(f"\n  WARNING: {open_database}.\n\n")
-        loop = WorkerLoop(name=name or default_name(), pool=pool, account=account, slots=slots, grace=grace,
+        loop = WorkerLoop(name=name, pool=pool, account=account, slots=slots, grace=grace,
                           poll_interval=poll,
                           exit_when_idle=exit_when_idle, containment=containment)
         try:
