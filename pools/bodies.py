@@ -31,8 +31,20 @@ class NodeRemoveSerializer(ResizeSerializer):
                                      max_length=MAX_NODES_REMOVED)
 
 
+class DisableSchedulingOptionField(EnumField):
+    """nodeDisableSchedulingOption. azure-cli 2.91 (`az batch node scheduling disable
+    --node-disable-scheduling-option X`) sends it wrapped in an object of its own name,
+    `{"nodeDisableSchedulingOption": {"nodeDisableSchedulingOption": "X"}}`: taken as the X it wraps."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and list(data) == ["nodeDisableSchedulingOption"]:
+            data = data["nodeDisableSchedulingOption"]
+        return super().to_internal_value(data)
+
+
 class NodeDisableSchedulingSerializer(serializers.Serializer):
-    nodeDisableSchedulingOption = EnumField(["requeue", "terminate", "taskcompletion"], required=False)
+    nodeDisableSchedulingOption = DisableSchedulingOptionField(["requeue", "terminate", "taskcompletion"],
+                                                               required=False)
 
 
 class NodeRebootSerializer(serializers.Serializer):
