@@ -36,7 +36,8 @@ def service_action(service, *, name: str, description: str, verb: str, keyword: 
                 service(**{keyword: obj})
                 done += 1
             except BatchError as error:
-                modeladmin.message_user(request, f"{obj.batch_id}: {error.message}", messages.WARNING)
+                modeladmin.message_user(request, f"{getattr(obj, 'batch_id', obj)}: {error.message}",
+                                        messages.WARNING)
         modeladmin.message_user(request, f"{verb} {done} {keyword}(s).")
 
     action.__name__ = name  # the admin knows an action by its function's name

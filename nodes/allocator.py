@@ -65,6 +65,7 @@ class Allocator:
                 if node is not None:
                     log.warning("node %s ended: %s", ended.name, ended.message)
                     allocation.node_ended(node, ended.message)
+                    allocation.needs_a_node(node.pool)  # a node it had is gone: replace it
 
     def reconcile(self, pool: Pool, provider: Provider) -> None:
         if pool.state == PoolState.DELETING:
@@ -72,11 +73,13 @@ class Allocator:
             allocation.cancel(allocation.unborn_nodes(pool))
             return
         if allocation.forget_lost(pool, provider.name):
-            allocation.needs_a_node(pool)
-        elif pool.allocation_state == AllocationState.STEADY:
-            allocation.needs_a_node(pool)  # a node that ended leaves it short
-        pool.refresh_from_db(fields=["allocation_state", "allocation_state_transition_time", "target_dedicated_nodes",
-                                     "target_low_priority_nodes", "resize_deallocation", "resize_timeout"])
+            allocation.needs_a_node(pool)  # lost nodes are replaced; a steady pool short of its
+            # targets for another reason (a Stop Resize, a resize that timed out) stays as it is
+        pool.refresh_from_db(fields=["state", "allocation_state", "allocation_state_transition_time",
+                                     "target_dedicated_nodes", "target_low_priority_nodes", "resize_deallocation",
+                                     "resize_timeout"])
+        if pool.state == PoolState.DELETING:  # deleted since the round read it
+            return
         if pool.allocation_state == AllocationState.RESIZING and not allocation.timed_out(pool):
             plan = allocation.plan(pool)
             for dedicated, n in ((True, plan.dedicated), (False, plan.low_priority)):

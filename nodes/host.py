@@ -63,11 +63,14 @@ def node_start(name: str, containment, *, account: str = "", pool: str = "",
     hostname = socket.gethostname()
     start = NodeStart(name=name, hostname=hostname, pid=os.getpid(), slots=slots, confined=containment.confined,
                       containment=containment.describe(), process_key=process_key(os.getpid()),
-                      account=account, pool=pool, ip_address=ip_address(), agent_version=AGENT_VERSION)
+                      account=account, pool=pool, ip_address=ip_address(), agent_version=AGENT_VERSION,
+                      provider=os.environ.get(PROVIDER_VARIABLE, ""))
     return start, partial(predecessor_is_dead, hostname=hostname)
 
 
 AGENT_VERSION = "batchsite-1"
+# Set by the allocator's provider in the environment of a node it starts (nodes.providers).
+PROVIDER_VARIABLE = "BATCHSITE_NODE_PROVIDER"
 
 
 def ip_address() -> str:

@@ -59,21 +59,6 @@ COUNT_NAMES = {
 }
 
 
-# A known bug, outside what these tests may change: the allocator takes a steady pool short of its
-# target for one that lost a node (nodes/allocator.py `reconcile` → pools/services/allocation.py
-# `needs_a_node`) and resizes it again, so a Stop Resize is undone within a round (and a resize that
-# timed out starts again, by the same path). The stop-resize tests xfail where they see it.
-STOPPED_RESIZE_RESUMES = ("the allocator resumes a stopped resize: a steady pool below its target "
-                          "is taken for one that lost a node (allocation.needs_a_node)")
-
-
-# Another: an allocator round that read a pool before its Delete Pool (nodes/allocator.py `step` reads
-# the pools once; `reconcile` trusts that read's state) finds it short of its target, its nodes now
-# `leavingpool`: `allocation.needs_a_node`, which looks at no pool state, has it resizing, and the round
-# makes new nodes for the deleted pool, whose agents join it as idle and keep it `deleting` for ever.
-DELETED_POOL_GETS_NODES = ("the allocator made a node for a pool after its Delete Pool (a round that read the pool "
-                           "before the delete resizes it: allocation.needs_a_node checks no pool state)")
-
 
 # --- The allocator, as a process ---------------------------------------------------------------
 
@@ -218,7 +203,7 @@ def assert_counts_exact(read_wire, pool_id: str, account: BatchAccount) -> dict:
 
 
 def await_deletion(gone, pool_id: str) -> None:
-    """Wait until `gone()` says the pool is gone; xfail where the known race made it a node after its delete."""
+    """Wait until `gone()` says the pool is gone; no node is made for it after its delete."""
     def read():
         if gone():
             return "gone"
@@ -226,8 +211,7 @@ def await_deletion(gone, pool_id: str) -> None:
         if pool and ComputeNode.objects.filter(pool=pool, creation_time__gt=pool.state_transition_time).exists():
             return "made after the delete"
         return ""
-    if eventually(read, bool, f"pool {pool_id} to be gone") != "gone":
-        pytest.xfail(DELETED_POOL_GETS_NODES)
+    assert eventually(read, bool, f"pool {pool_id} to be gone") == "gone"
 
 
 def node_names(pool_id: str) -> set[str]:
@@ -378,8 +362,7 @@ def test_az_batch_pool_resize_abort_stops_a_resize_where_it_is(az, allocator, cl
         time.sleep(3)
         pool, later = az("batch", "pool", "show", "--pool-id", "halt"), cli_nodes(az, "halt")
         stayed = (pool["allocationState"], pool["currentDedicatedNodes"], set(later)) == ("steady", 1, set(nodes))
-    if not stayed:
-        pytest.xfail(STOPPED_RESIZE_RESUMES)
+    assert stayed, "a stopped resize started again by itself"
     assert_counts_exact(cli_pool_counts(az, "halt"), "halt", cli_account)
 
 
@@ -659,8 +642,7 @@ def test_the_sdk_stops_a_resize_where_it_is(batch, allocator, sdk_account):
         pool = batch.get_pool("halt")
         stayed = (pool.allocation_state, {n.id for n in batch.list_nodes("halt")}) == (
             models.AllocationState.STEADY, set(nodes))
-    if not stayed:
-        pytest.xfail(STOPPED_RESIZE_RESUMES)
+    assert stayed, "a stopped resize started again by itself"
     assert_counts_exact(sdk_pool_counts(batch, "halt"), "halt", sdk_account)
 
 
@@ -749,9 +731,6 @@ def test_bad_resizes_and_removals_get_batchs_errors_and_change_nothing(batch, al
     assert_counts_exact(sdk_pool_counts(batch, "strict"), "strict", sdk_account)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: Delete Pool moves `starting` nodes to leavingpool, so the "
-                                        "allocator no longer cancels them (allocation.unborn_nodes), and their agents "
-                                        "then join the deleting pool as idle (nodes.join_pool) and never leave")
 def test_a_pool_deleted_while_its_nodes_start_is_gone_once_they_are(batch, allocator, sdk_account):
     batch.create_pool(models.BatchPoolCreateOptions(id="hasty", vm_size=VM_SIZE, target_dedicated_nodes=2))
     # Hold the two worker processes still as soon as the allocator has started them, so that the

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from pools.models import ComputeNode, Pool
 
+from ..host import PROVIDER_VARIABLE
 from . import Ended
 
 log = logging.getLogger("batchsite.allocator")
@@ -42,8 +43,9 @@ class LocalProvider:
             try:
                 with open(path, "ab") as out:
                     # Its own session: a Ctrl-C meant for the allocator's terminal is not the node's.
+                    env = {**(self.env if self.env is not None else os.environ), PROVIDER_VARIABLE: self.name}
                     proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True, env=self.env)
+                                            start_new_session=True, env=env)
             except OSError as exc:
                 path.write_text(f"could not start the worker: {exc}\n")
                 self.procs[node.name] = None  # reported by `ended`

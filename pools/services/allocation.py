@@ -19,7 +19,7 @@ from jobs import events
 from jobs.transitions import count_nodes, move, remove_nodes
 from tasks.services.runs import requeue_tasks
 
-from ..models import AllocationState, ComputeNode, NodeState, Pool
+from ..models import AllocationState, ComputeNode, NodeState, Pool, PoolState
 from .node_actions import ask_to_leave
 
 # Nodes that count towards a pool's size: all but those leaving, lost, or preempted.
@@ -60,10 +60,13 @@ def plan(pool: Pool) -> Plan:
 
 
 def make_nodes(pool: Pool, n: int, *, dedicated: bool, provider: str) -> list[ComputeNode]:
-    """Rows for `n` new nodes, `creating`, before the provider starts them."""
+    """Rows for `n` new nodes, `creating`, before the provider starts them; none for a pool being
+    deleted (the pool's row is locked, so a Delete Pool comes before or after, not between)."""
     now = timezone.now()
     suffix = "d" if dedicated else "p"
     with transaction.atomic():
+        if not Pool.objects.select_for_update().filter(pk=pool.pk, state=PoolState.ACTIVE).exists():
+            return []
         nodes = ComputeNode.objects.bulk_create(
             ComputeNode(pool=pool, name=f"{pool.key[:40]}-{secrets.token_hex(5)}-{suffix}", state=NodeState.CREATING,
                         is_dedicated=dedicated, vm_size=pool.vm_size, slots=pool.task_slots_per_node,
@@ -159,8 +162,8 @@ def needs_a_node(pool: Pool) -> None:
     """A steady pool that lost a node it should have begins resizing again, to replace it."""
     with transaction.atomic():
         current = Pool.objects.select_for_update().get(pk=pool.pk)
-        if current.allocation_state == AllocationState.STEADY and not current.enable_auto_scale \
-                and not plan(current).done:
+        if current.state == PoolState.ACTIVE and current.allocation_state == AllocationState.STEADY \
+                and not current.enable_auto_scale and not plan(current).done:
             now = timezone.now()
             Pool.objects.filter(pk=current.pk).update(allocation_state=AllocationState.RESIZING,
                                                       allocation_state_transition_time=now, last_modified=now)

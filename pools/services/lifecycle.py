@@ -129,8 +129,10 @@ def delete_pool(*, pool: Pool) -> None:
     with transaction.atomic():
         if not move(Pool.objects.filter(pk=pool.pk), PoolState.DELETING, from_states=(PoolState.ACTIVE,)):
             raise pool_being_deleted(pool.batch_id)
-        move(ComputeNode.objects.filter(pool=pool), NodeState.LEAVING_POOL,
-             from_states=[s for s in NodeState if s != NodeState.LEAVING_POOL], deallocation="requeue")
+        # Nodes with an agent leave (it requeues their runs); those not joined yet are the
+        # allocator's to cancel, and one that joins now is refused (nodes.join_pool).
+        move(ComputeNode.objects.filter(pool=pool), NodeState.LEAVING_POOL, deallocation="requeue",
+             from_states=[s for s in AGENT_STATES if s != NodeState.LEAVING_POOL])
 
 
 def purge_deleted_pools() -> int:

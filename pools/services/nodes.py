@@ -22,7 +22,7 @@ from tasks.services.node_task_runs import forget_unfinished_releases
 from tasks.services.runs import requeue_tasks
 
 from .. import node_load
-from ..models import AGENT_STATES, NODE_NAME, ComputeNode, NodeState, Pool
+from ..models import AGENT_STATES, NODE_NAME, ComputeNode, NodeState, Pool, PoolState, SchedulingState
 from .lifecycle import pool_for_node
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class NodeStart:
     slots: int | None = None  # default: the pool's taskSlotsPerNode
     ip_address: str = ""
     agent_version: str = ""
+    provider: str = ""  # the allocator's provider that started it ("" for a node started by hand)
 
 
 def join_pool(start: NodeStart, *, predecessor_is_dead: Callable[[ComputeNode], bool]) -> ComputeNode:
@@ -72,7 +73,13 @@ def join_pool(start: NodeStart, *, predecessor_is_dead: Callable[[ComputeNode], 
     now = timezone.now()
     stale_before = now - settings.BATCHSITE_WORKER_TIMEOUT
     with transaction.atomic():
+        if not Pool.objects.select_for_update().filter(pk=pool.pk, state=PoolState.ACTIVE).exists():
+            raise NoSuchPool(f"pool {pool.batch_id} is being deleted: it takes no node")
         existing = ComputeNode.objects.select_for_update().filter(name=start.name).first()
+        if start.provider and (existing is None or existing.state == NodeState.LEAVING_POOL):
+            # The allocator made this node and has since let it go (a resize down, a Stop
+            # Resize, a timeout) before its agent joined: it is not wanted any more.
+            raise NoSuchPool(f"node {start.name} was removed from pool {pool.batch_id} before it joined")
         if (existing and existing.state in AGENT_STATES and existing.heartbeat_at
                 and existing.heartbeat_at > stale_before and not predecessor_is_dead(existing)):
             raise NodeNameTaken(f"a node named {start.name!r} is alive (pid {existing.pid} on "
@@ -134,6 +141,8 @@ def rebooted(name: str) -> dict | None:
     with transaction.atomic():
         node = ComputeNode.objects.select_related("pool").select_for_update().get(name=name)
         state, info = after_boot(node.pool, now)
+        if state == NodeState.IDLE and node.scheduling_state == SchedulingState.DISABLED:
+            state = NodeState.OFFLINE
         move(ComputeNode.objects.filter(pk=node.pk), state, from_states=(NodeState.REBOOTING,), now=now,
              last_boot_time=now, deallocation="", running_tasks_count=0, running_task_slots_count=0,
              start_task_info=info)
