@@ -24,6 +24,7 @@ from tasks.models import RUNNING_STATES, Task
 from . import node_counts
 from .models import AGENT_STATES, ComputeNode, NodeCountShard, Pool, SchedulingState
 from .node_counts import STATES, NodeCounts
+from .node_files import list_node_files
 from .selectors import recent_tasks
 from .services import node_actions
 
@@ -236,13 +237,17 @@ def usage_figure(node: ComputeNode) -> dict:
             "load": [p[3] for p in points], "cores": (node.usage or {}).get("cores")}
 
 
+NODE_FILES = 50  # node files listed on its page; the API lists them all
+
+
 def node_context(pool: Pool, node: ComputeNode) -> dict:
     """What the node page and its live updates show."""
     recent = recent_tasks(pool.account, pool, [node.name]).get(node.name, [])
     stale = node.heartbeat_at is not None and node.heartbeat_at < timezone.now() - settings.BATCHSITE_WORKER_TIMEOUT
     return {"pool": pool, "node": node, "running": running_tasks(pool.account, node), "recent": recent,
             "start_logs": start_task_logs(pool, node), "start_info": start_task_info(node),
-            "usage": usage_figure(node), "stale": stale}
+            "usage": usage_figure(node), "stale": stale,
+            "files": list_node_files(pool.account.name, node.name, recursive=True, limit=NODE_FILES + 1)}
 
 
 def start_task_info(node: ComputeNode) -> dict | None:

@@ -260,6 +260,8 @@ def test_the_node_page_shows_what_it_runs_its_start_task_and_its_host(browser):
     assert "Tasks run unconfined" in html and "no bubblewrap" in html
     assert '"cpu": [10.0, 12.5]' in html and "on 2 cores" in html
     assert 'href="/pools/render/"' in html
+    files = html[html.index('id="node-files"'):]
+    assert "startup/stdout.txt" in files and "startup/stderr.txt" in files  # the link is listed as itself
 
 
 # --- cost ---------------------------------------------------------------------------------------
