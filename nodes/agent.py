@@ -103,11 +103,16 @@ class WorkerLoop(PreparationAndRelease, PoolStartTask):
             self.stop_deadline = now
 
     def finished(self) -> bool:
-        return self.stopping and not self.active()
+        return self.stopping and not self.owes()
 
     def active(self) -> bool:
         """Anything running, waiting for a preparation, or moving files."""
         return bool(self.work)
+
+    def owes(self) -> bool:
+        """Work a node that stops or reboots waits for: all but the pool's start task (which
+        may run for ever; it is killed, and runs again after a reboot)."""
+        return any(not isinstance(work.row, StartTask) for work in self.work)
 
     def busy(self) -> int:
         return self.work.busy()
@@ -154,8 +159,9 @@ class WorkerLoop(PreparationAndRelease, PoolStartTask):
             close_old_connections()
             self.obey(self.membership.beat(self.load()), now)
             sweeps.sweep()
-        if self.rebooting and not self.active():
+        if self.rebooting and not self.owes():
             self.rebooting = False
+            self.abandon_runs()  # the start task, if it still runs: it starts afresh
             self.membership.rebooted()
             self.launch_start_task()
         if self.stopping:

@@ -31,10 +31,18 @@ class Allocator:
         self.providers = providers
         self.interval = interval
         self.signals = StopSignals()
+        self.pool_of: dict[str, int] = {}  # the pool of each node it started, for when one ends
+
+    def refill(self) -> None:
+        """Pools short of their targets begin resizing (as after a restart: the nodes an earlier
+        allocator started left with it), unless their last resize was stopped."""
+        for pool in Pool.objects.filter(provider__in=list(self.providers), state=PoolState.ACTIVE):
+            allocation.needs_a_node(pool)
 
     def run(self) -> None:
         self.signals.install()
         log.info("allocator started; providers: %s", ", ".join(self.providers))
+        self.refill()
         try:
             while not self.signals.take():
                 close_old_connections()
@@ -61,11 +69,14 @@ class Allocator:
         """Nodes whose processes ended without leaving their pool: crashed, or never started."""
         for provider in self.providers.values():
             for ended in provider.ended():
+                pool_pk = self.pool_of.pop(ended.name, None)
                 node = ComputeNode.objects.filter(name=ended.name).first()
                 if node is not None:
                     log.warning("node %s ended: %s", ended.name, ended.message)
                     allocation.node_ended(node, ended.message)
-                    allocation.needs_a_node(node.pool)  # a node it had is gone: replace it
+                    pool_pk = node.pool_id
+                if pool_pk is not None:  # crashed, or stopped by someone else: the pool may be short
+                    allocation.needs_a_node(Pool(pk=pool_pk))
 
     def reconcile(self, pool: Pool, provider: Provider) -> None:
         if pool.state == PoolState.DELETING:
@@ -99,6 +110,7 @@ class Allocator:
         rows = allocation.make_nodes(pool, min(n, MAKE_PER_ROUND), dedicated=dedicated, provider=provider.name)
         started = provider.create(pool, rows)
         for row in rows:
+            self.pool_of[row.name] = pool.pk
             if row.name in started:
                 allocation.node_launched(row, started[row.name])
         log.info("pool %s: started %d of %d node(s) this round", pool.batch_id, len(started), len(rows))

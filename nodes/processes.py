@@ -201,6 +201,11 @@ def sandbox_binds(command: Command, node_id: str) -> tuple[list[Path], list[Path
         shared.mkdir(parents=True, exist_ok=True)
         shared.chmod(0o1777)  # every task user of the account writes there, as in /tmp
     writable, read_only = [directory, shared], []
+    # What the pool's start task left in the node's startup directory (tools it installed),
+    # read-only for the node's tasks, as AZ_BATCH_NODE_STARTUP_DIR tells them.
+    startup = startup_dir(command.account, node_id)
+    if startup != directory and startup.is_dir():
+        read_only.append(startup)
     if job is not None and job.job_preparation_task:
         prep = node_task_dir(job, node_id, node_tasks.PREPARATION)
         if prep != directory:

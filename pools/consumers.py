@@ -120,7 +120,7 @@ class NodeConsumer(PoolPage):
         if node is None:
             return [render_to_string("pools/node_detail.html#gone", {"pool": self.pool, "node": self.node})]
         self.node = node
-        context = {**dashboard.node_context(self.pool, node), "operator": self.operator,
+        context = {**dashboard.node_context(self.pool, node, files=False), "operator": self.operator,
                    "options": dashboard.NODE_OPTIONS, "disable_options": dashboard.DISABLE_OPTIONS,
                    "now": timezone.now()}
         fragments = []

@@ -240,14 +240,15 @@ def usage_figure(node: ComputeNode) -> dict:
 NODE_FILES = 50  # node files listed on its page; the API lists them all
 
 
-def node_context(pool: Pool, node: ComputeNode) -> dict:
-    """What the node page and its live updates show."""
+def node_context(pool: Pool, node: ComputeNode, *, files: bool = True) -> dict:
+    """What the node page and its live updates show (these without its files: no fragment shows them)."""
     recent = recent_tasks(pool.account, pool, [node.name]).get(node.name, [])
     stale = node.heartbeat_at is not None and node.heartbeat_at < timezone.now() - settings.BATCHSITE_WORKER_TIMEOUT
     return {"pool": pool, "node": node, "running": running_tasks(pool.account, node), "recent": recent,
             "start_logs": start_task_logs(pool, node), "start_info": start_task_info(node),
             "usage": usage_figure(node), "stale": stale,
-            "files": list_node_files(pool.account.name, node.name, recursive=True, limit=NODE_FILES + 1)}
+            "files": list_node_files(pool.account.name, node.name, recursive=True, limit=NODE_FILES + 1)
+            if files else []}
 
 
 def start_task_info(node: ComputeNode) -> dict | None:

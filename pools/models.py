@@ -58,6 +58,9 @@ class Pool(StateTracked):
     resize_errors = models.JSONField(default=list, blank=True)
     # What the nodes a resize lets go do with their running tasks (nodeDeallocationOption).
     resize_deallocation = models.CharField(max_length=16, blank=True, default="requeue")
+    # The last resize was stopped (Stop Resize) or ran out of time: the pool keeps the nodes it
+    # has, short of its targets, until the next resize; it is not refilled when a node goes.
+    resize_stopped = models.BooleanField(default=False)
     enable_auto_scale = models.BooleanField(default=False)
     auto_scale_formula = models.TextField(blank=True, default="")
     auto_scale_evaluation_interval = models.DurationField(null=True, blank=True)

@@ -55,16 +55,23 @@ class Claimer:
 
 
 def claimer(node_id: str) -> Claimer | None:
-    """Node `node_id` if it takes tasks now: idle or running, scheduling enabled, its pool active."""
-    row = (ComputeNode.objects.filter(name=node_id, state__in=SCHEDULABLE_STATES,
-                                      scheduling_state=SchedulingState.ENABLED, pool__state=PoolState.ACTIVE)
+    """Node `node_id` if it takes tasks now: idle or running, scheduling enabled, its pool active.
+
+    Its row is locked (on PostgreSQL) until the claim commits, so that Disable Scheduling,
+    Reboot or Remove Nodes comes before the claim or after it, never between its read
+    and its tasks.
+    """
+    row = (ComputeNode.objects.select_for_update(of=("self",))
+           .filter(name=node_id, state__in=SCHEDULABLE_STATES, scheduling_state=SchedulingState.ENABLED,
+                   pool__state=PoolState.ACTIVE)
            .values_list("pk", "pool_id", "pool__account_id", "pool__key", "pool__node_fill_type",
                         "running_tasks_count", "running_task_slots_count").first())
     return Claimer(*row) if row else None
 
 
 def share(node: Claimer, free: int) -> int:
-    """How many of its `free` slots the node may fill this round, by its pool's nodeFillType.
+    """How many tasks the node may take this round (at most `free`, its free slots: each task
+    takes one or more), by its pool's nodeFillType.
 
     Nodes pull work, so the fill type decides who may take it: with `spread`, a node
     takes tasks only up to one more than the least busy node of its pool that has

@@ -174,3 +174,36 @@ def test_a_pool_being_resized_refuses_another_resize():
     with pytest.raises(sizing.BatchError) as refused:
         sizing.resize_pool(pool=pool, target_dedicated=2)
     assert (refused.value.code, refused.value.status) == ("PoolBeingResized", 409)
+
+
+def test_a_restarted_allocator_refills_its_pools_but_not_one_whose_resize_was_stopped(allocator):
+    pool = make_pool(target_dedicated_nodes=1)
+    halted = make_pool("halted", target_dedicated_nodes=2)
+    step_until(allocator, steady_with(pool, idle=1))
+    step_until(allocator, lambda: nodes_by_state("halted") == {"idle": 2}, what="halted's nodes")
+    step_until(allocator, lambda: Pool.objects.get(pk=halted.pk).allocation_state == AllocationState.STEADY)
+    sizing.resize_pool(pool=halted, target_dedicated=3)
+    sizing.stop_resize(pool=halted)
+    step_until(allocator, lambda: Pool.objects.get(pk=halted.pk).allocation_state == AllocationState.STEADY)
+
+    allocator.providers["local"].stop_all()  # as when `make run` stops: each node leaves its pool
+    assert not ComputeNode.objects.exists()
+    again = Allocator(allocator.providers, interval=0.1)
+    again.refill()
+    step_until(again, steady_with(pool, idle=1), what="the pool refilled")
+    assert Pool.objects.get(pk=halted.pk).allocation_state == AllocationState.STEADY
+    assert nodes_by_state("halted") == {}  # stopped on purpose: it stays as it is until resized
+    assert_node_counts_exact(pool)
+
+
+def test_a_node_started_by_hand_beyond_the_target_is_said_not_stopped(allocator):
+    from .helpers import node
+
+    pool = make_pool(target_dedicated_nodes=0)
+    node("by-hand", pool="render")
+    sizing.stop_resize(pool=pool)  # the create's resize (to 0) is settled by the next round anyway
+    Pool.objects.filter(pk=pool.pk).update(allocation_state=AllocationState.STEADY, resize_stopped=False)
+    sizing.resize_pool(pool=pool, target_dedicated=0)
+    step_until(allocator, lambda: Pool.objects.get(pk=pool.pk).allocation_state == AllocationState.STEADY)
+    assert [e["code"] for e in Pool.objects.get(pk=pool.pk).resize_errors] == ["NodesStartedByHand"]
+    assert ComputeNode.objects.filter(name="by-hand").exists()

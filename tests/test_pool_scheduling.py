@@ -136,3 +136,17 @@ def test_a_task_prefers_the_node_its_affinity_names_for_a_while():
     Task.objects.filter(batch_id="for-b-later").update(
         state_transition_time=timezone.now() - node_load.AFFINITY_WAIT * 2)
     assert [t.batch_id for t in claim_as_agent("a", 1)] == ["for-b-later"]  # waited long enough: anyone's
+
+
+@pytest.mark.django_db
+def test_spread_runs_tasks_that_take_several_slots():
+    """Spread counts tasks, not slots: two idle nodes of 4 slots each take a 2-slot task each."""
+    make_pool("wide-spread", task_slots_per_node=4)
+    job = make_job("j", pool_info={"poolId": "wide-spread"})
+    add(job, *[f"pair-{i}" for i in range(4)], required_slots=2)
+    node("a", pool="wide-spread")
+    node("b", pool="wide-spread")
+    assert len(claim_as_agent("a", 4)) == 1  # b is idle: a takes one more task than b runs
+    assert len(claim_as_agent("b", 4)) == 2  # one more than a: its 4 slots are full
+    assert len(claim_as_agent("a", 2)) == 1
+    assert dict(ComputeNode.objects.values_list("name", "running_task_slots_count")) == {"a": 4, "b": 4}

@@ -14,7 +14,7 @@ from nodes.sandbox import Containment
 from pools import node_counts
 from pools.models import ComputeNode, NodeState
 from pools.services import lifecycle, node_actions
-from tasks.files import startup_dir
+from tasks.files import startup_dir, task_dir
 from tasks.models import Task, TaskState
 
 from .conftest import sandbox_missing
@@ -139,3 +139,21 @@ def test_a_pool_without_a_start_task_has_idle_nodes_and_no_start_task_info(make_
     make_loop("plain")
     assert (node().state, node().start_task_info) == (NodeState.IDLE, None)
     assert_node_counts_exact(pool)
+
+
+def test_the_nodes_tasks_read_what_the_start_task_left_in_the_startup_directory(make_loop):
+    install = f"{TASK_PYTHON} -c \"open('tool.txt', 'w').write('installed')\""
+    make_pool({"commandLine": install, "waitForSuccess": True})
+    job = make_job("uses-tool", pool_info={"poolId": "with-start"})
+    probe = (f"{TASK_PYTHON} -c \"import os; d = os.environ['AZ_BATCH_NODE_STARTUP_DIR'];"
+             " print(open(os.path.join(d, 'wd', 'tool.txt')).read());"
+             " open(os.path.join(d, 'wd', 'tool.txt'), 'a').write('tampered')\"")
+    add(job, "probe", command=probe)
+    loop = make_loop("with-start")
+    step_until(loop, loop.finished, what="the probe")
+    task = Task.objects.get(key="probe")
+    out = (task_dir(task) / "stdout.txt").read_text()
+    assert out == "installed\n"  # it sees the start task's files ...
+    assert (startup_dir("batchsite", "starter") / "wd" / "tool.txt").read_text() == "installed"
+    if not sandbox_missing():  # ... and, sandboxed, cannot change them
+        assert task.exit_code != 0 and "Read-only file system" in (task_dir(task) / "stderr.txt").read_text()

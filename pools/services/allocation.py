@@ -37,6 +37,7 @@ class Plan:
     dedicated: int = 0  # nodes to make
     low_priority: int = 0
     leaving: list[ComputeNode] = field(default_factory=list)  # nodes to let go
+    by_hand: int = 0  # nodes beyond the targets that the allocator may not stop (started by hand)
 
     @property
     def done(self) -> bool:
@@ -56,6 +57,7 @@ def plan(pool: Pool) -> Plan:
             own.sort(key=lambda node: (LEAVE_ORDER.index(node.state), node.running_tasks_count,
                                        -node.creation_time.timestamp()))
             result.leaving += own[:-short]
+            result.by_hand += max(0, -short - len(own))
     return result
 
 
@@ -148,22 +150,29 @@ def settle(pool: Pool) -> str:
         stopped = current.allocation_state == AllocationState.STOPPING
         if not (stopped or timed_out or (plan(current).done and not pending.exists())):
             return current.allocation_state
-        if timed_out and not stopped:
+        short = timed_out and not stopped
+        if by_hand := plan(current).by_hand:
+            add_resize_error(current.pk, "NodesStartedByHand",
+                             f"{by_hand} node(s) beyond the targets were started by hand (manage.py worker --pool): "
+                             "the allocator does not stop them; stop them, or remove them (Remove Nodes)")
+        if short:
             add_resize_error(current.pk, "AllocationTimedOut",
                              f"the pool did not reach its target nodes within its resizeTimeout "
                              f"({current.resize_timeout})")
         Pool.objects.filter(pk=current.pk).update(allocation_state=AllocationState.STEADY,
-                                                  allocation_state_transition_time=now, last_modified=now)
+                                                  allocation_state_transition_time=now, last_modified=now,
+                                                  resize_stopped=current.resize_stopped or short)
         events.pool_changed(current.pk)
         return AllocationState.STEADY
 
 
 def needs_a_node(pool: Pool) -> None:
-    """A steady pool that lost a node it should have begins resizing again, to replace it."""
+    """A steady pool short of its targets (a node was lost, or left) begins resizing again to
+    refill itself; not one whose last resize was stopped or ran out of time."""
     with transaction.atomic():
-        current = Pool.objects.select_for_update().get(pk=pool.pk)
-        if current.state == PoolState.ACTIVE and current.allocation_state == AllocationState.STEADY \
-                and not current.enable_auto_scale and not plan(current).done:
+        current = Pool.objects.select_for_update().filter(pk=pool.pk).first()
+        if current and current.state == PoolState.ACTIVE and current.allocation_state == AllocationState.STEADY \
+                and not current.resize_stopped and not current.enable_auto_scale and not plan(current).done:
             now = timezone.now()
             Pool.objects.filter(pk=current.pk).update(allocation_state=AllocationState.RESIZING,
                                                       allocation_state_transition_time=now, last_modified=now)

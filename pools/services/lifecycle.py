@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.models import BatchAccount
 from batchapi.errors import BatchError, pool_being_deleted
 from batchapi.ids import id_key
+from jobs.models import OPEN_STATES, Job
 from jobs.transitions import move, remove_nodes
 
 from .. import node_counts
@@ -86,14 +87,28 @@ def ensure_pool(account: BatchAccount, pool_id: str, *, for_job: str = "") -> Po
     return pool
 
 
-def pool_for_node(account_name: str, pool_id: str) -> Pool | None:
-    """The pool a node started by hand joins (made, as `ensure_pool` may)."""
+def ensure_pools_of_open_jobs() -> int:
+    """Make the missing pools of open jobs, as `ensure_pool` would have when they were added: jobs
+    of a database from before pools name pools that no one made. How many were made."""
+    made = 0
+    missing = (Job.objects.filter(state__in=OPEN_STATES).exclude(pool_key="")
+               .values_list("account_id", "pool_key").distinct().order_by())
+    for account_id, key in missing:
+        if not Pool.objects.filter(account_id=account_id, key=key).exists():
+            job = Job.objects.filter(account_id=account_id, pool_key=key).only("batch_id").first()
+            if ensure_pool(BatchAccount.objects.get(pk=account_id), key, for_job=job.batch_id):
+                made += 1
+    return made
+
+
+def pool_for_node(account_name: str, pool_id: str, *, make: bool = True) -> Pool | None:
+    """The pool a node joins (with `make`, made as `ensure_pool` may, for a node started by hand)."""
     account = BatchAccount.objects.filter(name=account_name).first()
     if account is None:
-        if account_name != settings.BATCHSITE_DEFAULT_ACCOUNT:
+        if account_name != settings.BATCHSITE_DEFAULT_ACCOUNT or not make:
             return None
         account, _ = BatchAccount.objects.get_or_create(name=account_name)
-    return ensure_pool(account, pool_id)
+    return ensure_pool(account, pool_id) if make else find_pool(account, pool_id)
 
 
 def _change(pool: Pool, values: dict) -> Pool:
@@ -107,11 +122,23 @@ def _change(pool: Pool, values: dict) -> Pool:
     return pool
 
 
+# What its nodes are made of: Batch lets these change only while the pool has no node.
+WHILE_EMPTY = {"vm_size": "vmSize", "task_slots_per_node": "taskSlotsPerNode",
+               "node_fill_type": "taskSchedulingPolicy"}
+
+
 def patch_pool(*, pool: Pool, changes: dict) -> Pool:
     """Patch Pool: the given properties change, the others stay."""
     unknown = set(changes) - PATCHABLE
     if unknown:
         raise ValueError(f"not patchable: {sorted(unknown)}")
+    current = Pool.objects.filter(pk=pool.pk).values(*WHILE_EMPTY).first() or {}
+    changed = [wire for field, wire in WHILE_EMPTY.items() if field in changes and changes[field] != current.get(field)]
+    if changed and ComputeNode.objects.filter(pool_id=pool.pk).exists():
+        raise BatchError("OperationInvalidForCurrentState",
+                         "The specified operation is not valid for the current state of the resource.", 409,
+                         {"PoolId": pool.batch_id,
+                          "Reason": f"{', '.join(changed)} may change only while the pool has no node"})
     return _change(pool, changes)
 
 
@@ -141,6 +168,8 @@ def purge_deleted_pools() -> int:
     remove_nodes(ComputeNode.objects.filter(pool__state=PoolState.DELETING).exclude(state__in=AGENT_STATES))
     removed = 0
     for pool in Pool.objects.filter(state=PoolState.DELETING, nodes__isnull=True).only("pk", "batch_id")[:100]:
-        removed += Pool.objects.filter(pk=pool.pk, state=PoolState.DELETING, nodes__isnull=True).delete()[0]
-        log.info("pool %s deleted", pool.batch_id)
+        _, by_model = Pool.objects.filter(pk=pool.pk, state=PoolState.DELETING, nodes__isnull=True).delete()
+        if by_model.get(Pool._meta.label):  # not its count rows and samples, deleted with it
+            removed += 1
+            log.info("pool %s deleted", pool.batch_id)
     return removed

@@ -65,8 +65,9 @@ def join_pool(start: NodeStart, *, predecessor_is_dead: Callable[[ComputeNode], 
     if not re.match(NODE_NAME, start.name):
         raise ValueError(f"a node's id is 1 to 128 letters, digits, '_', '-' and '.', not starting with '.': "
                          f"{start.name!r}")
+    # A node the allocator started joins the pool it was made for, or none: it never makes one.
     pool = pool_for_node(start.account or settings.BATCHSITE_DEFAULT_ACCOUNT,
-                         start.pool or settings.BATCHSITE_DEFAULT_POOL)
+                         start.pool or settings.BATCHSITE_DEFAULT_POOL, make=not start.provider)
     if pool is None:
         raise NoSuchPool(f"there is no pool {start.pool!r} in account {start.account!r}: create it first "
                          "(az batch pool create), or let Batchsite make it (BATCHSITE_AUTO_POOLS=1)")
@@ -121,6 +122,14 @@ def heartbeat(name: str, load: node_load.Load | None = None, usage: dict | None 
     with transaction.atomic():
         if not ComputeNode.objects.filter(name=name).update(**values):
             return None
+        # Lost (its heartbeat stopped long enough for its runs to be requeued) and back: it
+        # is a node of its pool again, running nothing of what it held (its agent kills those).
+        rows = ComputeNode.objects.filter(name=name)
+        back = dict(running_tasks_count=0, running_task_slots_count=0)
+        if not move(rows.filter(scheduling_state=SchedulingState.ENABLED), NodeState.IDLE,
+                    from_states=(NodeState.UNKNOWN,), **back):
+            move(rows.filter(scheduling_state=SchedulingState.DISABLED), NodeState.OFFLINE,
+                 from_states=(NodeState.UNKNOWN,), **back)
         if load is not None:
             node_load.report(name, load)
         return ComputeNode.objects.filter(name=name).values_list("state", "deallocation").first()

@@ -40,7 +40,7 @@ def _begin(pool: Pool, **values) -> None:
     now = timezone.now()
     Pool.objects.filter(pk=pool.pk).update(allocation_state=AllocationState.RESIZING,
                                            allocation_state_transition_time=now, last_modified=now,
-                                           resize_errors=[], **values)
+                                           resize_errors=[], resize_stopped=False, **values)
     events.pool_changed(pool.pk)
 
 
@@ -69,7 +69,8 @@ def stop_resize(*, pool: Pool) -> None:
         if current.allocation_state == AllocationState.RESIZING:
             now = timezone.now()
             Pool.objects.filter(pk=pool.pk).update(allocation_state=AllocationState.STOPPING,
-                                                   allocation_state_transition_time=now, last_modified=now)
+                                                   allocation_state_transition_time=now, last_modified=now,
+                                                   resize_stopped=True)
             events.pool_changed(pool.pk)
 
 

@@ -106,18 +106,18 @@ def claim_tasks(*, node_id: str, limit: int, holding: node_load.Load | None = No
     skip_locked = connection.features.has_select_for_update_skip_locked
     with transaction.atomic():
         node = node_load.claimer(node_id)
-        free = node_load.share(node, limit) if node else 0
-        if free <= 0:
+        most = node_load.share(node, limit) if node else 0  # tasks, of `limit` free slots
+        if most <= 0:
             return Claim()
         for job in _jobs_with_runnable_tasks(node_id, node):
-            room = free
+            room = most
             if job.max_parallel_tasks >= 0:
                 room = min(room, job.max_parallel_tasks - counts.read(job.pk).running)
                 if room <= 0:
                     continue
             # A few more than it may take: those left to the node their affinity names are passed by.
             candidates = _runnable_tasks(job.pk, room + node_load.LOOKAHEAD, skip_locked=skip_locked)
-            tasks = _fitting(node_load.yield_to_affinity(candidates, node_id, timezone.now()), free)[:room]
+            tasks = _fitting(node_load.yield_to_affinity(candidates, node_id, timezone.now()), limit)[:room]
             if not tasks:
                 continue  # every candidate is being claimed by someone else
             prepare = node_tasks.preparation_due(job, node_id)

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 from accounts.models import default_account
 from nodes.allocator import Allocator
 from nodes.providers.local import LocalProvider
-from pools.services.lifecycle import ensure_pool
+from pools.services.lifecycle import ensure_pool, ensure_pools_of_open_jobs
 
 
 class Command(BaseCommand):
@@ -20,6 +20,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, interval, allow_unconfined, worker_arg, **options):
         default = ensure_pool(default_account(), settings.BATCHSITE_DEFAULT_POOL)
+        if made := ensure_pools_of_open_jobs():  # jobs from before pools name pools nobody made
+            self.stdout.write(f"made {made} pool(s) that open jobs name")
         self.stdout.write(f"default pool {default.batch_id}: {default.target_dedicated_nodes} node(s) of "
                           f"{default.task_slots_per_node} slot(s)")
         extra = tuple(worker_arg) + (("--allow-unconfined",) if allow_unconfined else ())
