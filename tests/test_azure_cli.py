@@ -23,6 +23,7 @@ AZ = Path(os.environ.get("BATCHSITE_AZURE_CLI_VENV", CACHE / "batchsite" / f"azu
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
+    pytest.mark.same_on_every_database,
     pytest.mark.skipif(not AZ.exists(), reason=f"azure-cli is not installed at {AZ} "
                                                "(scripts/ensure-azure-cli.sh installs it; `make test` runs that)"),
 ]

@@ -12,7 +12,7 @@ from jobs.models import Job
 
 from .helpers import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.same_on_every_database]
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 MISSING = browser_missing()
 pytestmark = [pytest.mark.skipif(MISSING is not None, reason=MISSING or ""),
-              pytest.mark.django_db(transaction=True)]
+              pytest.mark.django_db(transaction=True), pytest.mark.same_on_every_database]
 
 FIELDS = ("active", "running", "completed", "succeeded", "failed")
 

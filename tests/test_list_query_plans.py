@@ -70,7 +70,7 @@ def test_claiming_reads_runnable_tasks_only_whatever_the_statistics_say(big_job)
     with CaptureQueriesContext(connection) as queries:
         claimed = claim(node_id="n", limit=4)
     assert [t.batch_id for t in claimed] == ["1", "2", "3", "4"]
-    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and "waiting" in q["sql"]]
+    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and "t.waiting" in q["sql"]]
     assert len(reads) == 2, reads
     for sql in reads:
         with connection.cursor() as cursor:

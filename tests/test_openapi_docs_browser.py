@@ -15,7 +15,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop 
 
 MISSING = browser_missing()
 pytestmark = [pytest.mark.skipif(MISSING is not None, reason=MISSING or ""),
-              pytest.mark.django_db(transaction=True)]
+              pytest.mark.django_db(transaction=True), pytest.mark.same_on_every_database]
 
 STRICT = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
           "base-uri 'self'; frame-ancestors 'none'")

@@ -23,7 +23,7 @@ from tasks.files import task_dir
 from . import schemathesis_hooks as hooks
 from .helpers import add, make_job
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.same_on_every_database]
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES_PER_OPERATION = 20

@@ -119,7 +119,10 @@ def claim_tasks(*, node_id: str, limit: int, holding: node_load.Load | None = No
             candidates = _runnable_tasks(job.pk, room + node_load.LOOKAHEAD, skip_locked=skip_locked)
             tasks = _fitting(node_load.yield_to_affinity(candidates, node_id, timezone.now()), limit)[:room]
             if not tasks:
-                continue  # every candidate is being claimed by someone else
+                # Its next tasks are another node's to claim (locked, or left to the node their
+                # affinity names) or do not fit this node's free slots: no job of lower priority
+                # goes before them; the node asks again in a moment.
+                return Claim()
             prepare = node_tasks.preparation_due(job, node_id)
             state = TaskState.PREPARING if prepare and node_tasks.waits_for_preparation(job) else TaskState.RUNNING
             now = timezone.now()
