@@ -192,17 +192,9 @@ class ComputeNode(StateTracked):
         return self.state in SCHEDULABLE_STATES and self.scheduling_state == SchedulingState.ENABLED
 
 
-class NodeCountShard(models.Model):
-    """One of a few rows per (pool, dedicated or not) whose sums are the pool's nodes by state.
+class NodeStateColumns(models.Model):
+    """A number of nodes for each node state (`node_counts.STATES`): a column each."""
 
-    As the task counts (`tasks.models.TaskCountShard`): changed only by
-    `jobs.transitions`, in the transaction that changes the node rows, on a shard
-    picked at random; only the sums mean anything.
-    """
-
-    pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="node_count_shards")
-    is_dedicated = models.BooleanField()
-    shard = models.SmallIntegerField()
     creating = models.IntegerField(default=0)
     starting = models.IntegerField(default=0)
     waitingforstarttask = models.IntegerField(default=0)
@@ -215,6 +207,22 @@ class NodeCountShard(models.Model):
     leavingpool = models.IntegerField(default=0)
     rebooting = models.IntegerField(default=0)
     preempted = models.IntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class NodeCountShard(NodeStateColumns):
+    """One of a few rows per (pool, dedicated or not) whose sums are the pool's nodes by state.
+
+    As the task counts (`tasks.models.TaskCountShard`): changed only by
+    `jobs.transitions`, in the transaction that changes the node rows, on a shard
+    picked at random; only the sums mean anything.
+    """
+
+    pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="node_count_shards")
+    is_dedicated = models.BooleanField()
+    shard = models.SmallIntegerField()
     version = models.BigIntegerField(default=0)
 
     class Meta:
@@ -223,7 +231,7 @@ class NodeCountShard(models.Model):
         ]
 
 
-class NodeCountSample(models.Model):
+class NodeCountSample(NodeStateColumns):
     """A pool's nodes by state (dedicated and low-priority together) at the end of one second,
     for the pool page's nodes-over-time chart.
 
@@ -235,18 +243,6 @@ class NodeCountSample(models.Model):
     pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="count_samples")
     at = models.DateTimeField()
     level = models.SmallIntegerField(default=0)
-    creating = models.IntegerField(default=0)
-    starting = models.IntegerField(default=0)
-    waitingforstarttask = models.IntegerField(default=0)
-    starttaskfailed = models.IntegerField(default=0)
-    idle = models.IntegerField(default=0)
-    running = models.IntegerField(default=0)
-    offline = models.IntegerField(default=0)
-    unusable = models.IntegerField(default=0)
-    unknown = models.IntegerField(default=0)
-    leavingpool = models.IntegerField(default=0)
-    rebooting = models.IntegerField(default=0)
-    preempted = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
