@@ -74,8 +74,8 @@ class WorkerLoop(PreparationAndRelease, PoolStartTask):
         if self.containment.confined:
             become_subreaper()  # to reap each sandbox's init for its usage (nodes.sandbox)
         make_node_root_private()
+        self.signals.install()  # first: a stop asked for while the node joins is honoured, not fatal
         self.register()
-        self.signals.install()
         log.info("node %s joined pool %s with %d slot(s); tasks %s", self.name, self.membership.pool_id,
                  self.slots, self.containment.describe())
         try:
