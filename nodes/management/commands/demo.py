@@ -6,6 +6,7 @@ A command of the nodes: its tasks run the Python that this machine's sandbox let
 import random
 import shlex
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
@@ -82,5 +83,5 @@ class Command(BaseCommand):
         for i in range(0, len(specs), 100):
             add_tasks(job=job, specs=specs[i:i + 100])
         self.stdout.write(f"Created job {job_id} with {len(specs)} tasks.")
-        self.stdout.write(f"Watch it at http://127.0.0.1:8000/jobs/{job_id}/ (a worker must be running: "
-                          "`make run` starts one).")
+        self.stdout.write(f"Watch it at http://127.0.0.1:8000/jobs/{job_id}/ (it runs in the default pool "
+                          f"'{settings.BATCHSITE_DEFAULT_POOL}', whose node `make run` starts).")
