@@ -203,15 +203,16 @@ def assert_counts_exact(read_wire, pool_id: str, account: BatchAccount) -> dict:
 
 
 def await_deletion(gone, pool_id: str) -> None:
-    """Wait until `gone()` says the pool is gone; no node is made for it after its delete."""
-    def read():
-        if gone():
-            return "gone"
-        pool = Pool.objects.filter(key=pool_id.lower(), state="deleting").first()
-        if pool and ComputeNode.objects.filter(pool=pool, creation_time__gt=pool.state_transition_time).exists():
-            return "made after the delete"
-        return ""
-    assert eventually(read, bool, f"pool {pool_id} to be gone") == "gone"
+    """Wait until `gone()` says the pool is gone; where it is not, fail saying what keeps it."""
+    try:
+        eventually(gone, bool, f"pool {pool_id} to be gone")
+    except AssertionError:
+        pool = Pool.objects.filter(key=pool_id.lower()).first()
+        if pool is None:
+            raise
+        nodes = list(ComputeNode.objects.filter(pool=pool).values_list("name", "state", "creation_time"))
+        raise AssertionError(f"pool {pool_id} is still {pool.state} ({pool.allocation_state}, deleted at "
+                             f"{pool.state_transition_time}) with nodes {nodes}") from None
 
 
 def node_names(pool_id: str) -> set[str]:
