@@ -122,14 +122,13 @@ def heartbeat(name: str, load: node_load.Load | None = None, usage: dict | None 
     with transaction.atomic():
         if not ComputeNode.objects.filter(name=name).update(**values):
             return None
-        # Lost (its heartbeat stopped long enough for its runs to be requeued) and back: it
-        # is a node of its pool again, running nothing of what it held (its agent kills those).
         rows = ComputeNode.objects.filter(name=name)
-        back = dict(running_tasks_count=0, running_task_slots_count=0)
-        if not move(rows.filter(scheduling_state=SchedulingState.ENABLED), NodeState.IDLE,
-                    from_states=(NodeState.UNKNOWN,), **back):
-            move(rows.filter(scheduling_state=SchedulingState.DISABLED), NodeState.OFFLINE,
-                 from_states=(NodeState.UNKNOWN,), **back)
+        state, scheduling = rows.values_list("state", "scheduling_state").first()
+        if state == NodeState.UNKNOWN:
+            # Lost (its heartbeat stopped long enough for its runs to be requeued) and back: a node
+            # of its pool again, running nothing of what it held (its agent kills those).
+            back = NodeState.IDLE if scheduling == SchedulingState.ENABLED else NodeState.OFFLINE
+            move(rows, back, from_states=(NodeState.UNKNOWN,), running_tasks_count=0, running_task_slots_count=0)
         if load is not None:
             node_load.report(name, load)
         return ComputeNode.objects.filter(name=name).values_list("state", "deallocation").first()
